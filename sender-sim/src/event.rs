@@ -1,0 +1,704 @@
+//! What PassFort sends: event types, the webhook envelope, UUIDv1 ids, and a seeded generator of
+//! plausible profile lifecycles.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// An `event` string. The set is open: PassFort adds events, so anything unknown is carried as
+/// [`EventType::Other`] instead of being rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    /// `PRODUCT_STATUS_CHANGED` (confirmed).
+    ProductStatusChanged,
+    /// `CHECK_COMPLETED` (confirmed).
+    CheckCompleted,
+    /// `COLLECTED_DATA_UPDATED` (confirmed).
+    CollectedDataUpdated,
+    /// `MANUAL_ACTION_REQUIRED` (confirmed).
+    ManualActionRequired,
+    /// `PRODUCT_BADGE_CHANGED`, the "flag" (inferred).
+    ProductBadgeChanged,
+    /// `RISK_LEVEL_CHANGED`, Risk module only (inferred).
+    RiskLevelChanged,
+    /// `TASK_STATE_CHANGED` (inferred).
+    TaskStateChanged,
+    /// `FORM_STATE_CHANGED` (inferred).
+    FormStateChanged,
+    /// `PROFILE_STATUS_CHANGED`, deprecated (inferred).
+    ProfileStatusChanged,
+    /// `TASK_IS_COMPLETE_CHANGED`, deprecated (inferred).
+    TaskIsCompleteChanged,
+    /// `COLLECTION_STEPS_COMPLETED`, deprecated (inferred).
+    CollectionStepsCompleted,
+    /// Any other string, sent verbatim: for forward-compatibility tests.
+    Other(String),
+}
+
+impl EventType {
+    /// Every event type named in the spec, deprecated ones last.
+    pub const KNOWN: [EventType; 11] = [
+        EventType::ProductStatusChanged,
+        EventType::CheckCompleted,
+        EventType::CollectedDataUpdated,
+        EventType::ManualActionRequired,
+        EventType::ProductBadgeChanged,
+        EventType::RiskLevelChanged,
+        EventType::TaskStateChanged,
+        EventType::FormStateChanged,
+        EventType::ProfileStatusChanged,
+        EventType::TaskIsCompleteChanged,
+        EventType::CollectionStepsCompleted,
+    ];
+
+    /// The wire string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ProductStatusChanged => "PRODUCT_STATUS_CHANGED",
+            Self::CheckCompleted => "CHECK_COMPLETED",
+            Self::CollectedDataUpdated => "COLLECTED_DATA_UPDATED",
+            Self::ManualActionRequired => "MANUAL_ACTION_REQUIRED",
+            Self::ProductBadgeChanged => "PRODUCT_BADGE_CHANGED",
+            Self::RiskLevelChanged => "RISK_LEVEL_CHANGED",
+            Self::TaskStateChanged => "TASK_STATE_CHANGED",
+            Self::FormStateChanged => "FORM_STATE_CHANGED",
+            Self::ProfileStatusChanged => "PROFILE_STATUS_CHANGED",
+            Self::TaskIsCompleteChanged => "TASK_IS_COMPLETE_CHANGED",
+            Self::CollectionStepsCompleted => "COLLECTION_STEPS_COMPLETED",
+            Self::Other(raw) => raw,
+        }
+    }
+
+    /// Reads a wire string; never fails, unknown strings become [`EventType::Other`].
+    pub fn parse(raw: &str) -> Self {
+        Self::KNOWN
+            .iter()
+            .find(|known| known.as_str() == raw)
+            .cloned()
+            .unwrap_or_else(|| Self::Other(raw.to_owned()))
+    }
+
+    /// PassFort lists these as deprecated but may still send them.
+    pub fn is_deprecated(&self) -> bool {
+        matches!(
+            self,
+            Self::ProfileStatusChanged
+                | Self::TaskIsCompleteChanged
+                | Self::CollectionStepsCompleted
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::parse(s))
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Ok(Self::parse(&raw))
+    }
+}
+
+/// One webhook as queued: the envelope without its secret (the secret is added when a request
+/// is built, from the account settings at that moment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// A version-1 UUID whose embedded time is `timestamp`.
+    pub id: Uuid,
+    /// The `event` string.
+    pub event: EventType,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// The event's `data` object.
+    pub data: Value,
+}
+
+/// The wire form of one webhook, fields in PassFort's order.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    /// See [`Webhook::id`].
+    pub id: &'a Uuid,
+    /// See [`Webhook::event`].
+    pub event: &'a EventType,
+    /// The shared secret, repeated in every body.
+    pub secret: &'a str,
+    /// See [`Webhook::timestamp`].
+    pub timestamp: u64,
+    /// See [`Webhook::data`].
+    pub data: &'a Value,
+}
+
+impl Webhook {
+    /// The envelope to serialise, carrying `secret`.
+    pub fn envelope<'a>(&'a self, secret: &'a str) -> Envelope<'a> {
+        Envelope {
+            id: &self.id,
+            event: &self.event,
+            secret,
+            timestamp: self.timestamp,
+            data: &self.data,
+        }
+    }
+
+    /// The envelope as a JSON value (for tests and fixtures).
+    pub fn to_json(&self, secret: &str) -> Value {
+        json!({
+            "id": self.id,
+            "event": self.event,
+            "secret": secret,
+            "timestamp": self.timestamp,
+            "data": self.data,
+        })
+    }
+
+    /// The Unix seconds embedded in the id, if it is a time-based UUID.
+    pub fn id_unix_seconds(&self) -> Option<u64> {
+        self.id.get_timestamp().map(|ts| ts.to_unix().0)
+    }
+}
+
+/// Unix seconds of `at` (0 before the epoch).
+pub fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Offset between the UUID epoch (1582-10-15) and the Unix epoch, in 100 ns ticks.
+const GREGORIAN_OFFSET_TICKS: u64 = 0x01B2_1DD2_1381_4000;
+const TICKS_PER_SECOND: u64 = 10_000_000;
+
+/// Mints version-1 UUIDs whose embedded time is a given Unix second, like PassFort's ids.
+///
+/// Deterministic: the node id and clock sequence come from the seed, and webhooks minted within
+/// the same second differ in their sub-second ticks, so ids are unique without reading a real
+/// clock.
+#[derive(Debug, Clone)]
+pub struct IdMinter {
+    node: [u8; 6],
+    clock_sequence: u16,
+    sub_ticks: u64,
+}
+
+impl IdMinter {
+    /// A minter whose node id and clock sequence derive from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1d_5eed);
+        let mut node: [u8; 6] = rng.gen();
+        // A random node id must have the multicast bit set (RFC 4122 §4.5).
+        node[0] |= 0x01;
+        Self {
+            node,
+            clock_sequence: rng.gen::<u16>() & 0x3fff,
+            sub_ticks: 0,
+        }
+    }
+
+    /// A fresh UUIDv1 whose time is `unix_seconds` (plus a sub-second tick to stay unique).
+    pub fn mint(&mut self, unix_seconds: u64) -> Uuid {
+        // One running counter for every second: ids stay unique even when times go backwards.
+        self.sub_ticks += 1;
+        if self.sub_ticks == TICKS_PER_SECOND {
+            self.sub_ticks = 0;
+            self.clock_sequence = (self.clock_sequence + 1) & 0x3fff;
+        }
+        let ticks = unix_seconds
+            .saturating_mul(TICKS_PER_SECOND)
+            .saturating_add(GREGORIAN_OFFSET_TICKS)
+            .saturating_add(self.sub_ticks);
+        uuid::Builder::from_gregorian_timestamp(ticks, self.clock_sequence, &self.node).into_uuid()
+    }
+}
+
+/// The people and things one profile's events talk about, so a lifecycle's events agree with
+/// each other.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// `data.profile_id`.
+    pub profile_id: Uuid,
+    /// `data.customer_ref`: the integrator's own reference, or none.
+    pub customer_ref: Option<String>,
+    /// The product application this lifecycle follows.
+    pub application_id: Uuid,
+    /// The product applied for.
+    pub product: Value,
+    /// The profile's collected data as it stands.
+    pub collected_data: Value,
+}
+
+const PRODUCTS: [(&str, &str); 3] = [
+    ("kyc_standard", "Standard KYC"),
+    ("kyc_enhanced", "Enhanced due diligence"),
+    ("kyb_onboarding", "Business onboarding"),
+];
+const GIVEN_NAMES: [&str; 8] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Dennis",
+];
+const FAMILY_NAMES: [&str; 8] = [
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Ritchie",
+];
+const NATIONALITIES: [&str; 5] = ["GBR", "FRA", "DEU", "USA", "ARE"];
+const CHECK_TYPES: [&str; 4] = [
+    "IDENTITY_CHECK",
+    "DOCUMENT_VERIFICATION",
+    "PEPS_AND_SANCTIONS_SCREEN",
+    "PROOF_OF_ADDRESS",
+];
+/// Check results from the API enum.
+pub const CHECK_RESULTS: [&str; 10] = [
+    "Pass", "Refer", "PEP", "Sanction", "Media", "Error", "Partial", "Fail", "2+2", "1+1",
+];
+/// Product application flags (the "badge") from the API enum.
+pub const APPLICATION_FLAGS: [&str; 9] = [
+    "AUTOMATING",
+    "DECIDED",
+    "WAITING_ON_COLLECTION_STEPS",
+    "WAITING_ON_CHECKS",
+    "REQUIRES_MANUAL_TASK_COMPLETION",
+    "READY_FOR_DECISION",
+    "REQUIRES_RISK_SCORE",
+    "RECALCULATING_RISK",
+    "REQUIRES_DATA",
+];
+/// Product application statuses from the API enum.
+pub const APPLICATION_STATUSES: [&str; 5] =
+    ["APPLIED", "IN_REVIEW", "APPROVED", "REJECTED", "CANCELLED"];
+/// Risk levels from the API enum.
+pub const RISK_LEVELS: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "UNDETERMINED"];
+/// Task states from the API enum.
+pub const TASK_STATES: [&str; 3] = ["INCOMPLETE", "COMPLETED_PASS", "COMPLETED_FAIL"];
+/// Profile statuses from the API enum.
+pub const PROFILE_STATUSES: [&str; 3] = ["NORMAL", "SUSPENDED", "BANNED"];
+const FORM_STATES: [&str; 3] = ["CREATED", "SUBMITTED", "APPROVED"];
+const TASK_TYPES: [&str; 3] = [
+    "VERIFY_IDENTITY",
+    "REVIEW_SCREENING_RESULTS",
+    "VERIFY_SOURCE_OF_FUNDS",
+];
+
+/// A seeded source of realistic webhooks: same seed, same webhooks (ids included).
+#[derive(Debug, Clone)]
+pub struct Generator {
+    rng: ChaCha8Rng,
+    ids: IdMinter,
+    apikey: String,
+}
+
+impl Generator {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            ids: IdMinter::new(seed),
+            apikey: "production key".to_owned(),
+        }
+    }
+
+    fn uuid4(&mut self) -> Uuid {
+        uuid::Builder::from_random_bytes(self.rng.gen()).into_uuid()
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from.choose(&mut self.rng).copied().unwrap_or_default()
+    }
+
+    fn variant(&mut self, alias: &str) -> Value {
+        json!({"id": self.uuid4(), "alias": format!("{}_default", alias.to_lowercase()), "name": "Default"})
+    }
+
+    /// A new profile with an application for one product.
+    pub fn profile(&mut self) -> Profile {
+        let (alias, name) = *PRODUCTS.choose(&mut self.rng).unwrap_or(&PRODUCTS[0]);
+        let product = json!({"id": self.uuid4(), "alias": alias, "name": name});
+        let customer_ref = if self.rng.gen_bool(0.7) {
+            Some(format!("CUST-{:06}", self.rng.gen_range(0..1_000_000)))
+        } else {
+            None
+        };
+        let collected_data = self.collected_data();
+        Profile {
+            profile_id: self.uuid4(),
+            customer_ref,
+            application_id: self.uuid4(),
+            product,
+            collected_data,
+        }
+    }
+
+    /// Collected data as first entered: a name and a date of birth.
+    fn collected_data(&mut self) -> Value {
+        let given = self.pick(&GIVEN_NAMES);
+        let family = self.pick(&FAMILY_NAMES);
+        let year = self.rng.gen_range(1940..2004);
+        let month = self.rng.gen_range(1..=12);
+        let day = self.rng.gen_range(1..=28);
+        json!({
+            "entity_type": "INDIVIDUAL",
+            "personal_details": {
+                "name": {"given_names": [given], "family_name": family},
+                "dob": format!("{year:04}-{month:02}-{day:02}"),
+            },
+        })
+    }
+
+    /// `old` after an update: a nationality added, sometimes a second given name.
+    fn updated_collected_data(&mut self, old: &Value) -> Value {
+        let mut new = old.clone();
+        let nationality = self.pick(&NATIONALITIES);
+        let middle = if self.rng.gen_bool(0.3) {
+            Some(self.pick(&GIVEN_NAMES))
+        } else {
+            None
+        };
+        if let Some(details) = new
+            .get_mut("personal_details")
+            .and_then(Value::as_object_mut)
+        {
+            details.insert("nationality".into(), json!(nationality));
+            if let (Some(middle), Some(names)) = (
+                middle,
+                details
+                    .get_mut("name")
+                    .and_then(|n| n.get_mut("given_names"))
+                    .and_then(Value::as_array_mut),
+            ) {
+                names.push(json!(middle));
+            }
+        }
+        new
+    }
+
+    fn base(&self, profile: &Profile) -> serde_json::Map<String, Value> {
+        let mut map = serde_json::Map::new();
+        map.insert("profile_id".into(), json!(profile.profile_id));
+        map.insert("customer_ref".into(), json!(profile.customer_ref));
+        map
+    }
+
+    fn check(&mut self, result: &str) -> Value {
+        let check_type = self.pick(&CHECK_TYPES);
+        let decision = match result {
+            "Pass" | "2+2" | "1+1" => "PASS",
+            "Refer" | "Partial" => "WARN",
+            "Error" => "ERROR",
+            _ => "FAIL",
+        };
+        json!({
+            "id": self.uuid4(),
+            "check_type": check_type,
+            "decision": decision,
+            "result": result,
+            "variant": self.variant(check_type),
+        })
+    }
+
+    fn user(&mut self) -> Value {
+        if self.rng.gen_bool(0.3) {
+            // A smart policy, not a person, made the change.
+            Value::Null
+        } else {
+            let given = self.pick(&GIVEN_NAMES);
+            let family = self.pick(&FAMILY_NAMES);
+            json!({
+                "id": self.uuid4(),
+                "email": format!("{}.{}@example.com", given.to_lowercase(), family.to_lowercase()),
+                "name": format!("{given} {family}"),
+            })
+        }
+    }
+
+    fn task(&mut self, state: &str) -> Value {
+        let task_type = self.pick(&TASK_TYPES);
+        json!({"id": self.uuid4(), "type": task_type, "state": state, "variant": self.variant(task_type)})
+    }
+
+    /// Plausible `data` for `event` about `profile`, picking the event's values at random.
+    pub fn data(&mut self, event: &EventType, profile: &Profile) -> Value {
+        let value = match event {
+            EventType::ProductStatusChanged => {
+                let status = self.pick(&APPLICATION_STATUSES);
+                return self.product_status(profile, status);
+            }
+            EventType::CheckCompleted => {
+                let result = self.pick(&CHECK_RESULTS);
+                return self.check_completed(profile, result);
+            }
+            EventType::ProductBadgeChanged => {
+                let flag = self.pick(&APPLICATION_FLAGS);
+                return self.badge(profile, flag);
+            }
+            EventType::RiskLevelChanged => {
+                let level = self.pick(&RISK_LEVELS);
+                return self.risk(profile, level);
+            }
+            EventType::TaskStateChanged => {
+                let state = self.pick(&TASK_STATES);
+                return self.task_state(profile, state);
+            }
+            EventType::FormStateChanged => {
+                let state = self.pick(&FORM_STATES);
+                return self.form_state(profile, state);
+            }
+            EventType::ProfileStatusChanged => {
+                let status = self.pick(&PROFILE_STATUSES);
+                json!({"new_status": status})
+            }
+            EventType::CollectedDataUpdated => return self.collected_data_updated(profile),
+            EventType::ManualActionRequired => return self.manual_action(profile),
+            EventType::TaskIsCompleteChanged => {
+                let task_type = self.pick(&TASK_TYPES);
+                let task = json!({"id": self.uuid4(), "type": task_type});
+                json!({"task": task, "is_complete": self.rng.gen_bool(0.8)})
+            }
+            EventType::CollectionStepsCompleted => json!({
+                "application_id": profile.application_id,
+                "product": profile.product,
+            }),
+            EventType::Other(_) => json!({}),
+        };
+        self.with_base(profile, value)
+    }
+
+    fn with_base(&self, profile: &Profile, extra: Value) -> Value {
+        let mut map = self.base(profile);
+        if let Value::Object(extra) = extra {
+            map.extend(extra);
+        }
+        Value::Object(map)
+    }
+
+    fn product_status(&mut self, profile: &Profile, status: &str) -> Value {
+        let user = self.user();
+        let value = json!({
+            "application_id": profile.application_id,
+            "new_status": status,
+            "product": profile.product,
+            "apikey": {"name": self.apikey},
+            "user": user,
+        });
+        self.with_base(profile, value)
+    }
+
+    fn check_completed(&mut self, profile: &Profile, result: &str) -> Value {
+        let check = self.check(result);
+        self.with_base(profile, json!({"check": check}))
+    }
+
+    fn badge(&mut self, profile: &Profile, flag: &str) -> Value {
+        let value = json!({
+            "apikey": {"name": self.apikey},
+            "application_id": profile.application_id,
+            "product": profile.product,
+            "new_flag": flag,
+        });
+        self.with_base(profile, value)
+    }
+
+    fn risk(&mut self, profile: &Profile, level: &str) -> Value {
+        let value = json!({
+            "apikey": {"name": self.apikey},
+            "application_id": profile.application_id,
+            "product": profile.product,
+            "new_risk_level": level,
+        });
+        self.with_base(profile, value)
+    }
+
+    fn task_state(&mut self, profile: &Profile, state: &str) -> Value {
+        let task = self.task(state);
+        self.with_base(profile, json!({"task": task, "new_state": state}))
+    }
+
+    fn form_state(&mut self, profile: &Profile, state: &str) -> Value {
+        let form =
+            json!({"id": self.uuid4(), "alias": "source_of_funds", "name": "Source of funds"});
+        self.with_base(profile, json!({"form": form, "new_state": state}))
+    }
+
+    fn collected_data_updated(&mut self, profile: &Profile) -> Value {
+        let new_data = self.updated_collected_data(&profile.collected_data);
+        let value = json!({
+            "old_data": profile.collected_data,
+            "new_data": new_data,
+            "apikey": {"name": self.apikey},
+        });
+        self.with_base(profile, value)
+    }
+
+    fn manual_action(&mut self, profile: &Profile) -> Value {
+        let task = self.task("INCOMPLETE");
+        let value = json!({
+            "actions": [{
+                "action_type": "COMPLETE_TASK",
+                "due": Value::Null,
+                "applications": [{
+                    "id": profile.application_id,
+                    "product": profile.product,
+                    "status": "IN_REVIEW",
+                }],
+                "task": task,
+            }],
+        });
+        self.with_base(profile, value)
+    }
+
+    /// One webhook of `event` about a fresh profile, triggered at `at`.
+    pub fn webhook(&mut self, event: EventType, at: SystemTime) -> Webhook {
+        let profile = self.profile();
+        let data = self.data(&event, &profile);
+        self.webhook_with_data(event, at, data)
+    }
+
+    /// One webhook carrying the caller's `data` verbatim.
+    pub fn webhook_with_data(&mut self, event: EventType, at: SystemTime, data: Value) -> Webhook {
+        let timestamp = unix_seconds(at);
+        Webhook {
+            id: self.ids.mint(timestamp),
+            event,
+            timestamp,
+            data,
+        }
+    }
+
+    /// One profile's plausible life, in trigger order, as `(seconds after start, event, data)`:
+    /// data collected, APPLIED, checks complete, the flag moves, risk is scored, a manual task is
+    /// done, IN_REVIEW, then APPROVED or REJECTED; now and then a deprecated event too.
+    pub fn lifecycle_events(&mut self) -> Vec<(u64, EventType, Value)> {
+        let profile = self.profile();
+        let mut out = Vec::new();
+        let mut t = 0u64;
+        let mut push = |gen: &mut Self, event: EventType, data: Value| {
+            t += gen.rng.gen_range(0..=5);
+            out.push((t, event, data));
+        };
+        let d = self.collected_data_updated(&profile);
+        push(self, EventType::CollectedDataUpdated, d);
+        let d = self.product_status(&profile, "APPLIED");
+        push(self, EventType::ProductStatusChanged, d);
+        let d = self.badge(&profile, "WAITING_ON_CHECKS");
+        push(self, EventType::ProductBadgeChanged, d);
+        let checks = self.rng.gen_range(1..=3);
+        let mut clean = true;
+        for _ in 0..checks {
+            let result = if self.rng.gen_bool(0.75) {
+                "Pass"
+            } else {
+                self.pick(&CHECK_RESULTS)
+            };
+            clean &= matches!(result, "Pass" | "2+2" | "1+1");
+            let d = self.check_completed(&profile, result);
+            push(self, EventType::CheckCompleted, d);
+        }
+        if self.rng.gen_bool(0.5) {
+            let d = self.badge(&profile, "RECALCULATING_RISK");
+            push(self, EventType::ProductBadgeChanged, d);
+            let level = if clean {
+                "LOW"
+            } else {
+                self.pick(&RISK_LEVELS)
+            };
+            let d = self.risk(&profile, level);
+            push(self, EventType::RiskLevelChanged, d);
+        }
+        if !clean || self.rng.gen_bool(0.3) {
+            let d = self.badge(&profile, "REQUIRES_MANUAL_TASK_COMPLETION");
+            push(self, EventType::ProductBadgeChanged, d);
+            let d = self.manual_action(&profile);
+            push(self, EventType::ManualActionRequired, d);
+            let d = self.product_status(&profile, "IN_REVIEW");
+            push(self, EventType::ProductStatusChanged, d);
+            if self.rng.gen_bool(0.3) {
+                let d = self.form_state(&profile, "SUBMITTED");
+                push(self, EventType::FormStateChanged, d);
+            }
+            let state = if clean || self.rng.gen_bool(0.5) {
+                "COMPLETED_PASS"
+            } else {
+                "COMPLETED_FAIL"
+            };
+            clean = state == "COMPLETED_PASS";
+            let d = self.task_state(&profile, state);
+            push(self, EventType::TaskStateChanged, d);
+            if self.rng.gen_bool(0.1) {
+                let d = self.data(&EventType::TaskIsCompleteChanged, &profile);
+                push(self, EventType::TaskIsCompleteChanged, d);
+            }
+        }
+        if self.rng.gen_bool(0.1) {
+            let d = self.data(&EventType::CollectionStepsCompleted, &profile);
+            push(self, EventType::CollectionStepsCompleted, d);
+        }
+        let d = self.badge(&profile, "READY_FOR_DECISION");
+        push(self, EventType::ProductBadgeChanged, d);
+        let decision = if clean { "APPROVED" } else { "REJECTED" };
+        let d = self.product_status(&profile, decision);
+        push(self, EventType::ProductStatusChanged, d);
+        let d = self.badge(&profile, "DECIDED");
+        push(self, EventType::ProductBadgeChanged, d);
+        if !clean && self.rng.gen_bool(0.2) {
+            let d = self.data(&EventType::ProfileStatusChanged, &profile);
+            push(self, EventType::ProfileStatusChanged, d);
+        }
+        out
+    }
+
+    /// `count` webhooks from overlapping profile lifecycles, in trigger order, the last one
+    /// triggered at `end` (so none is in the future of a clock standing at `end`).
+    pub fn mix(&mut self, count: usize, end: SystemTime) -> Vec<Webhook> {
+        let mut drafts: Vec<(u64, EventType, Value)> = Vec::with_capacity(count);
+        let mut start = 0u64;
+        while drafts.len() < count {
+            for (offset, event, data) in self.lifecycle_events() {
+                drafts.push((start + offset, event, data));
+            }
+            start += self.rng.gen_range(0..=20);
+        }
+        // Stable: equal times keep each profile's own order.
+        drafts.sort_by_key(|(t, _, _)| *t);
+        drafts.truncate(count);
+        let last = drafts.last().map(|(t, _, _)| *t).unwrap_or(0);
+        let end_secs = unix_seconds(end);
+        drafts
+            .into_iter()
+            .map(|(t, event, data)| {
+                let timestamp = end_secs.saturating_sub(last - t);
+                Webhook {
+                    id: self.ids.mint(timestamp),
+                    event,
+                    timestamp,
+                    data,
+                }
+            })
+            .collect()
+    }
+
+    /// `count` webhooks of one `event`, all triggered at `at`, each about a fresh profile.
+    pub fn many(&mut self, event: &EventType, count: usize, at: SystemTime) -> Vec<Webhook> {
+        (0..count)
+            .map(|_| self.webhook(event.clone(), at))
+            .collect()
+    }
+}
