@@ -1,0 +1,302 @@
+//! What the `passfort-receiver` binary does, so that its `main.rs` only parses flags.
+//!
+//! `serve` receives (and, unless told otherwise, works the queue in the same process); `work`
+//! only works the queue, against the same database; `status` and `dead-letter` inspect and
+//! repair it.
+
+use crate::http::Receiver;
+use crate::secret::{SecretError, SecretSet};
+use crate::sink::{Sink, SinkError};
+use crate::status::Report;
+use crate::store::{self, SharedStore, StoreError};
+use crate::worker::{RetryPolicy, Worker};
+use passfort_clock::{Clock, SystemClock};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment variable holding the current shared secret.
+pub const SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET";
+/// The environment variable holding the previous shared secret, accepted during a rotation.
+pub const PREVIOUS_SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET_PREVIOUS";
+
+/// The default database: a SQLite file in the working directory, created if absent.
+pub const DEFAULT_DATABASE: &str = "sqlite://passfort-webhooks.db";
+
+/// Why a command failed. Messages are one line and never contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// No secret in the environment or the secret file.
+    #[error("no webhook secret: set {SECRET_ENV} (and optionally {PREVIOUS_SECRET_ENV}) or pass --secret-file PATH")]
+    NoSecret,
+    /// The secret file could not be read.
+    #[error("cannot read the secret file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A secret is unusable.
+    #[error("{0}")]
+    Secret(#[from] SecretError),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The sink could not be opened.
+    #[error("{0}")]
+    Sink(#[from] SinkError),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+    /// A receiver or worker could not be assembled.
+    #[error("{0}")]
+    Build(String),
+    /// No dead letter has this id.
+    #[error("no dead letter with id {0}")]
+    NoSuchDeadLetter(String),
+}
+
+/// Reads the accepted secrets: `--secret-file` (first line, or every non-empty line for a
+/// rotation) or `PASSFORT_WEBHOOK_SECRET`, plus `PASSFORT_WEBHOOK_SECRET_PREVIOUS` if set.
+pub fn secrets_from_env(secret_file: Option<&Path>) -> Result<SecretSet, CommandError> {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(path) = secret_file {
+        let text = std::fs::read_to_string(path).map_err(|source| CommandError::SecretFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        secrets.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    } else if let Ok(secret) = std::env::var(SECRET_ENV) {
+        if !secret.is_empty() {
+            secrets.push(secret);
+        }
+    }
+    if secrets.is_empty() {
+        return Err(CommandError::NoSecret);
+    }
+    if let Ok(previous) = std::env::var(PREVIOUS_SECRET_ENV) {
+        if !previous.is_empty() {
+            secrets.push(previous);
+        }
+    }
+    Ok(SecretSet::new(secrets)?)
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The public address (webhook path and `/healthz`).
+    pub listen: SocketAddr,
+    /// The private address (`/metrics`, `/status`).
+    pub admin_listen: SocketAddr,
+    /// The database URL.
+    pub database: String,
+    /// The webhook path.
+    pub path: String,
+    /// Where the in-process worker hands webhooks.
+    pub sink: Sink,
+    /// Whether to run the worker in this process.
+    pub worker: bool,
+    /// The accepted secrets.
+    pub secrets: SecretSet,
+    /// Retry and dead-letter policy.
+    pub retry: RetryPolicy,
+    /// Largest body accepted.
+    pub body_limit: usize,
+    /// Store deadline for a batch.
+    pub batch_deadline: Duration,
+    /// Store deadline for a single webhook.
+    pub single_deadline: Duration,
+}
+
+/// Everything `work` needs.
+#[derive(Debug, Clone)]
+pub struct WorkConfig {
+    /// The database URL.
+    pub database: String,
+    /// Where webhooks are handed.
+    pub sink: Sink,
+    /// Retry and dead-letter policy.
+    pub retry: RetryPolicy,
+    /// How often to look for new webhooks.
+    pub poll_interval: Duration,
+}
+
+/// Receives until `shutdown` completes, then stops accepting, finishes the requests in flight,
+/// lets the worker finish its current webhook, and returns. Prints one readiness line on
+/// standard error once both addresses are bound.
+pub async fn serve<F>(config: ServeConfig, shutdown: F) -> Result<(), CommandError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let store = store::open(&config.database).await?;
+    let handler = if config.worker {
+        Some(config.sink.open()?)
+    } else {
+        None
+    };
+    let receiver = Receiver::builder()
+        .secrets(config.secrets.clone())
+        .shared_store(store.clone())
+        .path(config.path.clone())
+        .body_limit(config.body_limit)
+        .batch_deadline(config.batch_deadline)
+        .single_deadline(config.single_deadline)
+        .build()
+        .map_err(|e| CommandError::Build(e.to_string()))?;
+    let public = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let public_addr = public.local_addr().map_err(CommandError::Serve)?;
+    let admin_addr = admin.local_addr().map_err(CommandError::Serve)?;
+
+    let worker = match handler {
+        Some(handler) => Some(
+            Worker::builder()
+                .receiver(&receiver)
+                .handler(handler)
+                .retry(config.retry)
+                .name("serve")
+                .build()
+                .map_err(|e| CommandError::Build(e.to_string()))?
+                .spawn(),
+        ),
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public_server =
+        axum::serve(public, receiver.router()).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server = axum::serve(admin, receiver.admin_router())
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+    tracing::info!(
+        listen = %public_addr, admin = %admin_addr, path = %config.path,
+        database = %config.database, sink = %config.sink, worker = config.worker,
+        secrets = config.secrets.len(), "passfort-receiver serving"
+    );
+    eprintln!(
+        "passfort-receiver ready listen={public_addr} admin={admin_addr} path={}",
+        config.path
+    );
+
+    let (public_result, admin_result) =
+        tokio::join!(async { public_server.await }, async { admin_server.await });
+    if let Some(worker) = worker {
+        if let Err(e) = worker.shutdown().await {
+            tracing::error!(error = %e, "worker did not stop cleanly");
+        }
+    }
+    tracing::info!("passfort-receiver stopped");
+    public_result.map_err(CommandError::Serve)?;
+    admin_result.map_err(CommandError::Serve)?;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CommandError::Bind { addr, source })
+}
+
+/// Works the queue until `shutdown` completes (finishing the webhook in hand).
+pub async fn work<F>(config: WorkConfig, shutdown: F) -> Result<(), CommandError>
+where
+    F: Future<Output = ()> + Send,
+{
+    let store = store::open(&config.database).await?;
+    let handler = config.sink.open()?;
+    let worker = Worker::builder()
+        .shared_store(store)
+        .handler(handler)
+        .retry(config.retry)
+        .poll_interval(config.poll_interval)
+        .name("work")
+        .build()
+        .map_err(|e| CommandError::Build(e.to_string()))?;
+    tracing::info!(database = %config.database, sink = %config.sink, "passfort-receiver working");
+    eprintln!(
+        "passfort-receiver ready worker database={}",
+        config.database
+    );
+    worker.run_until(shutdown).await;
+    tracing::info!("passfort-receiver worker stopped");
+    Ok(())
+}
+
+async fn open_existing(database: &str) -> Result<SharedStore, CommandError> {
+    Ok(store::open(database).await?)
+}
+
+/// The status report, as text or as JSON.
+pub async fn status(database: &str, json: bool) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    let now = SystemClock.now();
+    let report = Report::new(store.status(now).await?, now);
+    Ok(if json {
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    } else {
+        report.to_string()
+    })
+}
+
+/// The dead-letter list, one per line: position, id, event, attempts, last error.
+pub async fn dead_letter_list(database: &str) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    let letters = store.dead_letters().await?;
+    if letters.is_empty() {
+        return Ok("no dead letters\n".to_owned());
+    }
+    let mut out = String::new();
+    for letter in letters {
+        out.push_str(&format!(
+            "{}\t{}\t{}\tattempts={}\t{}\n",
+            letter.seq,
+            letter.id,
+            letter.event,
+            letter.attempts,
+            letter.last_error.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(out)
+}
+
+/// Puts one dead letter back in the queue (at its original position: it is handed on next).
+pub async fn dead_letter_retry(database: &str, id: &str) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    if store.retry_dead_letter(id, SystemClock.now()).await? {
+        Ok(format!("{id} is back in the queue\n"))
+    } else {
+        Err(CommandError::NoSuchDeadLetter(id.to_owned()))
+    }
+}
+
+/// Puts every dead letter back in the queue.
+pub async fn dead_letter_retry_all(database: &str) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    let n = store.retry_all_dead_letters(SystemClock.now()).await?;
+    Ok(format!("{n} dead letter(s) back in the queue\n"))
+}

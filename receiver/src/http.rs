@@ -1,0 +1,461 @@
+//! The HTTP side: verify, commit inside a deadline, answer.
+//!
+//! [`Receiver::router`] is an [`axum::Router`] serving the webhook path (default
+//! `/webhooks/passfort`) and `GET /healthz`; `nest` or `merge` it into any app, or use it
+//! directly as a `tower::Service`. [`Receiver::admin_router`] serves `GET /metrics` and
+//! `GET /status`, meant for a separate, private address.
+//!
+//! # The answer, step by step
+//!
+//! 1. Bearer secret (401 when missing or wrong); the body is not even read.
+//! 2. Body up to the size limit (413 over it), JSON, an object or an array (400), every
+//!    element's `secret` (401), every element's string `id` and `event` (400).
+//! 3. The store stages the request in one transaction, on a separate task (a dropped connection
+//!    cannot cut a commit in half), with a deadline on the receiver's [`Clock`]: the batch
+//!    deadline (default 2 s) for an array, the single deadline (default 4 s) for one object,
+//!    both counted from the moment the request arrived. If staging fails or the deadline passes
+//!    first, the transaction is rolled back and the answer is 503. Only then is it committed;
+//!    the answer is 200 once the commit is on disk. Once the commit has started it is never
+//!    abandoned, so there is no stored-but-unacknowledged request either way.
+//!
+//! ```no_run
+//! use axum::Router;
+//! use passfort_receiver::{Receiver, SecretSet, SqliteStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let receiver = Receiver::builder()
+//!     .secrets(SecretSet::new(["new-secret", "previous-secret"])?)
+//!     .store(SqliteStore::open("sqlite://passfort-webhooks.db").await?)
+//!     .build()?;
+//! let app = Router::new()
+//!     .nest("/integrations", receiver.router()) // POST /integrations/webhooks/passfort
+//!     .route("/", axum::routing::get(|| async { "my app" }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+use crate::batch::{self, Rejection, Shape};
+use crate::metrics::Metrics;
+use crate::secret::SecretSet;
+use crate::store::{InsertOutcome, SharedStore, Store, StoreError};
+use crate::worker::Wakeup;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use passfort_clock::{timeout, Clock, SharedClock, SystemClock};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The default webhook path.
+pub const DEFAULT_PATH: &str = "/webhooks/passfort";
+/// The default body size limit: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Default store deadline for a batch (array): well inside PassFort's 5 s.
+pub const DEFAULT_BATCH_DEADLINE: Duration = Duration::from_secs(2);
+/// Default store deadline for a single webhook: well inside PassFort's 10 s.
+pub const DEFAULT_SINGLE_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Why a receiver could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReceiverBuildError {
+    /// No accepted secrets were given.
+    #[error("a receiver needs accepted secrets")]
+    MissingSecrets,
+    /// No store was given.
+    #[error("a receiver needs a store")]
+    MissingStore,
+    /// The webhook path does not start with `/`.
+    #[error("the webhook path must start with '/': {0:?}")]
+    BadPath(String),
+}
+
+/// Builds a [`Receiver`]; see [`Receiver::builder`].
+#[derive(Default)]
+pub struct ReceiverBuilder {
+    secrets: Option<SecretSet>,
+    store: Option<SharedStore>,
+    clock: Option<SharedClock>,
+    body_limit: Option<usize>,
+    batch_deadline: Option<Duration>,
+    single_deadline: Option<Duration>,
+    path: Option<String>,
+    metrics: Option<Metrics>,
+    wakeup: Option<Wakeup>,
+}
+
+impl ReceiverBuilder {
+    /// The accepted secrets (several during a rotation).
+    pub fn secrets(mut self, secrets: SecretSet) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Where acknowledged webhooks go.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where acknowledged webhooks go, already shared (e.g. with a worker).
+    pub fn shared_store(mut self, store: SharedStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock deadlines are measured on (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The clock, already shared.
+    pub fn shared_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The largest body accepted, in bytes (default 16 MiB); larger ones get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// The store deadline for an array body (default 2 s; PassFort waits 5 s).
+    pub fn batch_deadline(mut self, deadline: Duration) -> Self {
+        self.batch_deadline = Some(deadline);
+        self
+    }
+
+    /// The store deadline for a single-object body (default 4 s; PassFort waits 10 s).
+    pub fn single_deadline(mut self, deadline: Duration) -> Self {
+        self.single_deadline = Some(deadline);
+        self
+    }
+
+    /// The webhook path inside [`Receiver::router`] (default `/webhooks/passfort`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Counters to record into (default: fresh ones, see [`Receiver::metrics`]).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The signal to wake an in-process worker with (default: a fresh one, see
+    /// [`Receiver::wakeup`]).
+    pub fn wakeup(mut self, wakeup: Wakeup) -> Self {
+        self.wakeup = Some(wakeup);
+        self
+    }
+
+    /// The receiver, or what is missing.
+    pub fn build(self) -> Result<Receiver, ReceiverBuildError> {
+        let path = self.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
+        if !path.starts_with('/') {
+            return Err(ReceiverBuildError::BadPath(path));
+        }
+        Ok(Receiver {
+            inner: Arc::new(Inner {
+                secrets: self.secrets.ok_or(ReceiverBuildError::MissingSecrets)?,
+                store: self.store.ok_or(ReceiverBuildError::MissingStore)?,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+                batch_deadline: self.batch_deadline.unwrap_or(DEFAULT_BATCH_DEADLINE),
+                single_deadline: self.single_deadline.unwrap_or(DEFAULT_SINGLE_DEADLINE),
+                path,
+                metrics: self.metrics.unwrap_or_default(),
+                wakeup: self.wakeup.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    secrets: SecretSet,
+    store: SharedStore,
+    clock: SharedClock,
+    body_limit: usize,
+    batch_deadline: Duration,
+    single_deadline: Duration,
+    path: String,
+    metrics: Metrics,
+    wakeup: Wakeup,
+}
+
+/// Receives PassFort webhooks over HTTP. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("path", &self.inner.path)
+            .field("secrets", &self.inner.secrets)
+            .field("store", &self.inner.store)
+            .field("body_limit", &self.inner.body_limit)
+            .field("batch_deadline", &self.inner.batch_deadline)
+            .field("single_deadline", &self.inner.single_deadline)
+            .finish()
+    }
+}
+
+/// The answer to an accepted request (the body of the 200).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Accepted {
+    /// Webhooks in the request.
+    pub received: usize,
+    /// Newly stored.
+    pub stored: usize,
+    /// Already stored, skipped.
+    pub duplicates: usize,
+    /// Same id with a different body, kept out.
+    pub conflicts: usize,
+}
+
+/// Why an authentic request was answered 503.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// The store failed.
+    #[error("store unavailable")]
+    Store(#[source] StoreError),
+    /// Staging did not finish inside the deadline; rolled back.
+    #[error("store deadline of {0:?} missed")]
+    Deadline(Duration),
+}
+
+impl Receiver {
+    /// Starts building a receiver.
+    pub fn builder() -> ReceiverBuilder {
+        ReceiverBuilder::default()
+    }
+
+    /// The webhook path and `GET /healthz`, to serve, `nest` or `merge`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(&self.inner.path, any(receive))
+            .route("/healthz", get(healthz))
+            .with_state(self.clone())
+    }
+
+    /// `GET /metrics` (Prometheus text) and `GET /status` (JSON), for a private address.
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route("/status", get(status))
+            .with_state(self.clone())
+    }
+
+    /// The store requests are committed to.
+    pub fn store(&self) -> SharedStore {
+        self.inner.store.clone()
+    }
+
+    /// The clock deadlines are measured on.
+    pub fn clock(&self) -> SharedClock {
+        self.inner.clock.clone()
+    }
+
+    /// The signal sent after every commit that stored something new.
+    pub fn wakeup(&self) -> Wakeup {
+        self.inner.wakeup.clone()
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.metrics.clone()
+    }
+
+    /// The webhook path.
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    async fn answer(&self, headers: &HeaderMap, body: Body, arrived: SystemTime) -> Response {
+        let inner = &self.inner;
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .map(|value| value.as_bytes());
+        let bearer = match batch::check_bearer(&inner.secrets, authorization) {
+            Ok(bearer) => bearer,
+            Err(rejection) => return self.reject(rejection),
+        };
+        let too_large = Rejection::TooLarge {
+            limit: inner.body_limit,
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > inner.body_limit as u64) {
+            return self.reject(too_large);
+        }
+        let bytes = match Limited::new(body, inner.body_limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return self.reject(too_large)
+            }
+            Err(_) => {
+                self.inner.metrics.record_rejected("bad_request");
+                return error(StatusCode::BAD_REQUEST, "could not read the request body");
+            }
+        };
+        let verified = match batch::verify_body(&inner.secrets, &bearer, &bytes) {
+            Ok(verified) => verified,
+            Err(rejection) => return self.reject(rejection),
+        };
+        let budget = match verified.shape() {
+            Shape::Array => inner.batch_deadline,
+            Shape::Single => inner.single_deadline,
+        };
+        let received = verified.len();
+        let deadline = arrived + budget;
+        let store = inner.store.clone();
+        let clock = inner.clock.clone();
+        // On its own task: a client that hangs up cannot cancel a commit half-way, and graceful
+        // shutdown waits for this request's answer.
+        let committed = tokio::spawn(async move {
+            let remaining = deadline
+                .duration_since(clock.now())
+                .unwrap_or(Duration::ZERO);
+            let staged = match timeout(&clock, remaining, store.stage(&verified, arrived)).await {
+                Ok(Ok(staged)) => staged,
+                Ok(Err(e)) => return Err(Unavailable::Store(e)),
+                Err(_elapsed) => return Err(Unavailable::Deadline(budget)),
+            };
+            // Decide before COMMIT: past the deadline, roll back and let PassFort redeliver.
+            if clock.now() >= deadline {
+                if let Err(e) = staged.rollback().await {
+                    tracing::warn!(error = %e, "rollback after a missed deadline failed");
+                }
+                return Err(Unavailable::Deadline(budget));
+            }
+            staged.commit().await.map_err(Unavailable::Store)
+        })
+        .await;
+        match committed {
+            Ok(Ok(outcome)) => self.accepted(received, outcome),
+            Ok(Err(unavailable)) => {
+                let reason = match unavailable {
+                    Unavailable::Store(_) => "store_unavailable",
+                    Unavailable::Deadline(_) => "deadline",
+                };
+                tracing::warn!(error = %unavailable, received, "answered 503; nothing stored");
+                inner.metrics.record_rejected(reason);
+                error(StatusCode::SERVICE_UNAVAILABLE, &unavailable.to_string())
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "store task failed; answered 503");
+                inner.metrics.record_rejected("store_unavailable");
+                error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            }
+        }
+    }
+
+    fn accepted(&self, received: usize, outcome: InsertOutcome) -> Response {
+        let inner = &self.inner;
+        if !outcome.stored.is_empty() {
+            inner.wakeup.notify();
+        }
+        for id in &outcome.conflicts {
+            tracing::warn!(id = %id, "redelivered webhook id with a different body: kept out (conflict)");
+        }
+        inner.metrics.record_accepted(
+            received,
+            outcome.stored.len(),
+            outcome.duplicates.len(),
+            outcome.conflicts.len(),
+        );
+        tracing::info!(
+            received,
+            stored = outcome.stored.len(),
+            duplicates = outcome.duplicates.len(),
+            conflicts = outcome.conflicts.len(),
+            "request acknowledged"
+        );
+        let body = Accepted {
+            received,
+            stored: outcome.stored.len(),
+            duplicates: outcome.duplicates.len(),
+            conflicts: outcome.conflicts.len(),
+        };
+        (StatusCode::OK, Json(body)).into_response()
+    }
+
+    fn reject(&self, rejection: Rejection) -> Response {
+        tracing::info!(reason = rejection.reason(), detail = %rejection, "request rejected");
+        self.inner.metrics.record_rejected(rejection.reason());
+        error(rejection.status(), &rejection.to_string())
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let clock = receiver.inner.clock.clone();
+    let arrived = clock.now();
+    let response = if method == Method::POST {
+        receiver.answer(&headers, body, arrived).await
+    } else {
+        receiver.inner.metrics.record_rejected("method_not_allowed");
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        response
+    };
+    let latency = clock.now().duration_since(arrived).unwrap_or_default();
+    receiver.inner.metrics.record_answer(latency);
+    response
+}
+
+async fn healthz(State(receiver): State<Receiver>) -> Response {
+    let inner = &receiver.inner;
+    match timeout(&inner.clock, Duration::from_secs(2), inner.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}
+
+async fn metrics(State(receiver): State<Receiver>) -> Response {
+    let inner = &receiver.inner;
+    let now = inner.clock.now();
+    let status = inner.store.status(now).await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        inner.metrics.render(status.as_ref(), now),
+    )
+        .into_response()
+}
+
+async fn status(State(receiver): State<Receiver>) -> Response {
+    let inner = &receiver.inner;
+    let now = inner.clock.now();
+    match inner.store.status(now).await {
+        Ok(status) => Json(crate::status::Report::new(status, now)).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status: store unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}

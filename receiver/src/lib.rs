@@ -1,0 +1,86 @@
+//! Receive PassFort webhooks: verify, store durably, acknowledge in milliseconds, deduplicate,
+//! and hand on in order.
+//!
+//! PassFort retries a delivery until it gets a 200, in order, for up to a day at a time, and
+//! gives a receiver 5 s (batch) or 10 s (single webhook) to answer. So this crate answers 200
+//! only once a request's new webhooks are durably committed, answers it fast, and leaves the
+//! real work to a [`Worker`] that calls your [`Handler`] afterwards, one webhook at a time, in
+//! arrival order, with retries and a dead-letter list.
+//!
+//! Following one webhook from the socket to the handler:
+//!
+//! | step | module |
+//! |---|---|
+//! | bearer secret, body shape, body secrets, secret stripped | [`secret`], [`batch`], [`webhook`] |
+//! | one transaction per request, dedup by id, deadline, 200/503 | [`http`], [`store`] |
+//! | next in arrival order → handler → done / back-off / dead letter | [`worker`] |
+//! | typed reading of `event` + `data` ([`Event`]) | [`event`] |
+//! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
+//! | `/metrics`, `/status` | [`metrics`], [`status`] |
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use axum::Router;
+//! use passfort_receiver::{handler_fn, Event, Job, Receiver, SecretSet, SqliteStore, Worker};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let secrets = SecretSet::new([std::env::var("PASSFORT_WEBHOOK_SECRET")?])?;
+//!     let receiver = Receiver::builder()
+//!         .secrets(secrets)
+//!         .store(SqliteStore::open("sqlite://passfort-webhooks.db").await?)
+//!         .build()?;
+//!     let worker = Worker::builder()
+//!         .receiver(&receiver)
+//!         .handler(handler_fn(|job: Job| async move {
+//!             match job.event {
+//!                 Event::ProductStatusChanged(change) => {
+//!                     println!("{:?} is now {:?}", change.application_id, change.new_status)
+//!                 }
+//!                 other => println!("{} {}", job.webhook.id, other.name()),
+//!             }
+//!             Ok(())
+//!         }))
+//!         .build()?
+//!         .spawn();
+//!     let app = Router::new().nest("/hooks", receiver.router());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     axum::serve(listener, app).await?;
+//!     worker.shutdown().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The `testing` feature adds [`testing`]: builders for PassFort-shaped webhooks and signed
+//! requests, test stores and handlers, and the store conformance suite.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod command;
+pub mod event;
+pub mod http;
+pub mod metrics;
+pub mod secret;
+pub mod sink;
+pub mod status;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod webhook;
+pub mod worker;
+
+pub use batch::{Batch, Rejection, Shape, Verified};
+pub use event::Event;
+pub use http::{Receiver, ReceiverBuilder};
+pub use metrics::Metrics;
+pub use secret::{SecretError, SecretSet};
+pub use store::{SharedStore, SqliteStore, Store, StoreError};
+pub use webhook::Webhook;
+pub use worker::{
+    handler_fn, Handler, HandlerError, Job, RetryPolicy, RunningWorker, Wakeup, Worker,
+    WorkerBuilder,
+};
+
+pub use passfort_clock::{Clock, SharedClock, SystemClock};

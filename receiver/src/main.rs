@@ -1,0 +1,248 @@
+//! `passfort-receiver`: receive PassFort webhooks without writing Rust. Parses flags and calls
+//! `passfort_receiver::command`; everything else lives in the library.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use passfort_receiver::command::{self, ServeConfig, WorkConfig, DEFAULT_DATABASE};
+use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
+use passfort_receiver::sink::Sink;
+use passfort_receiver::RetryPolicy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "passfort-receiver",
+    version,
+    about = "Receive PassFort webhooks: verify, store durably, acknowledge fast, hand on in order."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct RetryArgs {
+    /// Attempts before a webhook moves to the dead-letter list.
+    #[arg(long, default_value_t = 10)]
+    max_attempts: u32,
+    /// Never dead-letter: keep retrying the head of the queue (keeps strict order).
+    #[arg(long)]
+    block: bool,
+    /// Wait after the first failure; doubles after each further one.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    retry_initial: Duration,
+    /// Longest wait between two attempts.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    retry_max: Duration,
+}
+
+impl RetryArgs {
+    fn policy(&self) -> RetryPolicy {
+        let policy = RetryPolicy::exponential(self.retry_initial, self.retry_max)
+            .max_attempts(self.max_attempts);
+        if self.block {
+            policy.block()
+        } else {
+            policy
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive webhooks (and hand them to the sink, unless --no-worker).
+    Serve {
+        /// Public address: the webhook path and GET /healthz.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Private address: GET /metrics and GET /status.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Webhook path.
+        #[arg(long, default_value = DEFAULT_PATH)]
+        path: String,
+        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND or http:URL.
+        #[arg(long, default_value = "stdout")]
+        sink: Sink,
+        /// Only receive; run `passfort-receiver work` separately.
+        #[arg(long)]
+        no_worker: bool,
+        /// Read the secret from this file (one per line; the first is current) instead of
+        /// PASSFORT_WEBHOOK_SECRET.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// Largest body accepted, in bytes.
+        #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+        /// Store deadline for a batch (array) request.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        batch_deadline: Duration,
+        /// Store deadline for a single-webhook request.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "4s")]
+        single_deadline: Duration,
+        #[command(flatten)]
+        retry: RetryArgs,
+    },
+    /// Hand stored webhooks to the sink, in order (a worker in its own process).
+    Work {
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND or http:URL.
+        #[arg(long, default_value = "stdout")]
+        sink: Sink,
+        /// How often to look for new webhooks.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+        poll_interval: Duration,
+        #[command(flatten)]
+        retry: RetryArgs,
+    },
+    /// Show the queue: depth, last received/processed, dead letters, recent failures.
+    Status {
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or retry dead letters.
+    DeadLetter {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE, global = true)]
+        database: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// List dead letters in arrival order.
+    List,
+    /// Put one dead letter (by webhook id) back in the queue.
+    Retry {
+        /// The webhook id.
+        id: String,
+    },
+    /// Put every dead letter back in the queue.
+    RetryAll,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            admin_listen,
+            database,
+            path,
+            sink,
+            no_worker,
+            secret_file,
+            body_limit,
+            batch_deadline,
+            single_deadline,
+            retry,
+        } => {
+            let secrets = command::secrets_from_env(secret_file.as_deref())?;
+            let config = ServeConfig {
+                listen,
+                admin_listen,
+                database,
+                path,
+                sink,
+                worker: !no_worker,
+                secrets,
+                retry: retry.policy(),
+                body_limit,
+                batch_deadline,
+                single_deadline,
+            };
+            command::serve(config, shutdown_signal()).await?;
+        }
+        Command::Work {
+            database,
+            sink,
+            poll_interval,
+            retry,
+        } => {
+            let config = WorkConfig {
+                database,
+                sink,
+                retry: retry.policy(),
+                poll_interval,
+            };
+            command::work(config, shutdown_signal()).await?;
+        }
+        Command::Status { database, json } => {
+            print!("{}", command::status(&database, json).await?);
+        }
+        Command::DeadLetter { action, database } => {
+            let out = match action {
+                DeadLetterAction::List => command::dead_letter_list(&database).await?,
+                DeadLetterAction::Retry { id } => {
+                    command::dead_letter_retry(&database, &id).await?
+                }
+                DeadLetterAction::RetryAll => command::dead_letter_retry_all(&database).await?,
+            };
+            print!("{out}");
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,547 @@
+//! The behavioural suite every [`Store`] must pass (feature `testing`).
+//!
+//! A backend runs it with a factory that returns a fresh, empty store each time:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use passfort_receiver::store::{conformance, SharedStore, SqliteStore};
+//! use std::sync::Arc;
+//! let dir = tempfile::tempdir().unwrap();
+//! let counter = std::sync::atomic::AtomicUsize::new(0);
+//! conformance::run_all(|| {
+//!     let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!     let url = format!("sqlite://{}/t{n}.db", dir.path().display());
+//!     async move { Arc::new(SqliteStore::open(&url).await.unwrap()) as SharedStore }
+//! })
+//! .await;
+//! # }
+//! ```
+//!
+//! Each case panics with a message naming the broken rule. The store must allow concurrent use
+//! (readers while a request is staged), so use a file-backed or server database, not a private
+//! in-memory one.
+
+use super::{AfterFailure, Lease, SharedStore, State, StoreError};
+use crate::testing::{self, WebhookBuilder};
+use futures::future::BoxFuture;
+use serde_json::json;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A fixed "now" for the cases: 2022-02-02T14:57:09Z.
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_643_813_829)
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+type Case = fn(SharedStore) -> BoxFuture<'static, ()>;
+
+/// Every case, by name.
+pub fn cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("stores_in_body_order", |s| {
+            Box::pin(stores_in_body_order(s))
+        }),
+        ("duplicates_are_skipped", |s| {
+            Box::pin(duplicates_are_skipped(s))
+        }),
+        ("conflicts_are_kept_out", |s| {
+            Box::pin(conflicts_are_kept_out(s))
+        }),
+        ("repeats_within_a_request", |s| {
+            Box::pin(repeats_within_a_request(s))
+        }),
+        ("rollback_leaves_nothing", |s| {
+            Box::pin(rollback_leaves_nothing(s))
+        }),
+        ("staged_is_invisible_until_commit", |s| {
+            Box::pin(staged_is_invisible_until_commit(s))
+        }),
+        ("empty_request_is_fine", |s| {
+            Box::pin(empty_request_is_fine(s))
+        }),
+        ("leases_strictly_in_order", |s| {
+            Box::pin(leases_strictly_in_order(s))
+        }),
+        ("leases_exclude_other_workers", |s| {
+            Box::pin(leases_exclude_other_workers(s))
+        }),
+        ("failure_schedules_a_retry", |s| {
+            Box::pin(failure_schedules_a_retry(s))
+        }),
+        ("dead_letters_and_retry", |s| {
+            Box::pin(dead_letters_and_retry(s))
+        }),
+        ("lost_lease_is_refused", |s| {
+            Box::pin(lost_lease_is_refused(s))
+        }),
+        ("status_reports_progress", |s| {
+            Box::pin(status_reports_progress(s))
+        }),
+        ("concurrent_requests_never_interleave", |s| {
+            Box::pin(concurrent_requests_never_interleave(s))
+        }),
+        ("secret_is_never_stored", |s| {
+            Box::pin(secret_is_never_stored(s))
+        }),
+    ]
+}
+
+/// Runs every case, each on a fresh store from `factory`.
+pub async fn run_all<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = SharedStore>,
+{
+    for (name, case) in cases() {
+        let store = factory().await;
+        tracing::debug!(case = name, "store conformance");
+        case(store).await;
+    }
+}
+
+fn hooks(n: usize) -> Vec<WebhookBuilder> {
+    (0..n).map(|_| testing::check_completed()).collect()
+}
+
+fn ids(hooks: &[WebhookBuilder]) -> Vec<String> {
+    hooks.iter().map(|h| h.get_id().to_owned()).collect()
+}
+
+async fn stored_ids(store: &SharedStore) -> Vec<String> {
+    store
+        .entries()
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.webhook.id)
+        .collect()
+}
+
+async fn lease(store: &SharedStore, worker: &str, now: SystemTime) -> Lease {
+    store
+        .lease_next(worker, now, LEASE)
+        .await
+        .expect("lease_next")
+}
+
+fn acquired(lease: Lease) -> super::Leased {
+    match lease {
+        Lease::Acquired(leased) => leased,
+        other => panic!("expected the head to be leased, got {other:?}"),
+    }
+}
+
+/// The webhooks of a request are stored in body order, pending, with their content intact.
+pub async fn stores_in_body_order(store: SharedStore) {
+    let batch = hooks(5);
+    let outcome = store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    assert_eq!(outcome.stored, ids(&batch), "stored ids in body order");
+    assert!(outcome.duplicates.is_empty() && outcome.conflicts.is_empty());
+    let entries = store.entries().await.expect("entries");
+    assert_eq!(entries.len(), 5);
+    for (i, (entry, hook)) in entries.iter().zip(&batch).enumerate() {
+        assert_eq!(entry.webhook, hook.webhook(), "content of entry {i}");
+        assert_eq!(entry.state, State::Pending);
+        assert_eq!(entry.attempts, 0);
+        assert_eq!(entry.position, i as i64);
+        assert_eq!(entry.request_seq, entries[0].request_seq, "one request");
+        assert_eq!(entry.received_at, t0());
+        if i > 0 {
+            assert!(entry.seq > entries[i - 1].seq, "arrival order increases");
+        }
+    }
+}
+
+/// A redelivered batch with an overlapping head stores only what is new.
+pub async fn duplicates_are_skipped(store: SharedStore) {
+    let all = hooks(6);
+    store
+        .insert(&testing::verified(&all[..4]), t0())
+        .await
+        .expect("first");
+    let outcome = store
+        .insert(&testing::verified(&all[2..]), t0())
+        .await
+        .expect("redelivery");
+    assert_eq!(outcome.duplicates, ids(&all[2..4]));
+    assert_eq!(outcome.stored, ids(&all[4..]));
+    assert_eq!(
+        stored_ids(&store).await,
+        ids(&all),
+        "nothing twice, arrival order kept"
+    );
+    // A duplicate of a webhook already handed on is still a duplicate.
+    let head = acquired(lease(&store, "w", t0()).await);
+    store.complete(head.seq, "w", t0()).await.expect("complete");
+    let again = store
+        .insert(&testing::verified(&all[..1]), t0())
+        .await
+        .expect("again");
+    assert_eq!(again.duplicates, ids(&all[..1]));
+    assert_eq!(store.entries().await.expect("entries").len(), 6);
+}
+
+/// The same id with a different body is kept out; the first version stays.
+pub async fn conflicts_are_kept_out(store: SharedStore) {
+    let original = testing::check_completed();
+    store
+        .insert(&testing::verified(std::slice::from_ref(&original)), t0())
+        .await
+        .expect("first");
+    let changed = original.clone().data(json!({"profile_id": "someone-else"}));
+    let fresh = testing::check_completed();
+    let outcome = store
+        .insert(&testing::verified(&[changed, fresh.clone()]), t0())
+        .await
+        .expect("second");
+    assert_eq!(outcome.conflicts, vec![original.get_id().to_owned()]);
+    assert_eq!(outcome.stored, vec![fresh.get_id().to_owned()]);
+    let entries = store.entries().await.expect("entries");
+    assert_eq!(entries[0].webhook, original.webhook(), "first version wins");
+    assert_eq!(entries.len(), 2);
+}
+
+/// An id repeated inside one request is stored once (or is a conflict if the bodies differ).
+pub async fn repeats_within_a_request(store: SharedStore) {
+    let a = testing::check_completed();
+    let b = a.clone().data(json!({"other": true}));
+    let outcome = store
+        .insert(&testing::verified(&[a.clone(), a.clone(), b]), t0())
+        .await
+        .expect("insert");
+    assert_eq!(outcome.stored, vec![a.get_id().to_owned()]);
+    assert_eq!(outcome.duplicates, vec![a.get_id().to_owned()]);
+    assert_eq!(outcome.conflicts, vec![a.get_id().to_owned()]);
+    assert_eq!(stored_ids(&store).await, vec![a.get_id().to_owned()]);
+}
+
+/// Rolling back (or dropping) a staged request leaves no trace, and the store stays usable.
+pub async fn rollback_leaves_nothing(store: SharedStore) {
+    let staged = store
+        .stage(&testing::verified(&hooks(3)), t0())
+        .await
+        .expect("stage");
+    assert_eq!(staged.outcome().stored.len(), 3);
+    staged.rollback().await.expect("rollback");
+    assert!(stored_ids(&store).await.is_empty(), "rolled back");
+    let dropped = store
+        .stage(&testing::verified(&hooks(2)), t0())
+        .await
+        .expect("stage");
+    drop(dropped);
+    assert!(stored_ids(&store).await.is_empty(), "dropped = rolled back");
+    let status = store.status(t0()).await.expect("status");
+    assert_eq!(status.last_received, None, "progress rolled back too");
+    let later = hooks(1);
+    store
+        .insert(&testing::verified(&later), t0())
+        .await
+        .expect("usable after rollback");
+    assert_eq!(stored_ids(&store).await, ids(&later));
+}
+
+/// Nothing staged is visible to readers or the worker before commit.
+pub async fn staged_is_invisible_until_commit(store: SharedStore) {
+    let batch = hooks(2);
+    let staged = store
+        .stage(&testing::verified(&batch), t0())
+        .await
+        .expect("stage");
+    assert!(stored_ids(&store).await.is_empty(), "visible before commit");
+    assert_eq!(store.status(t0()).await.expect("status").queue_depth, 0);
+    let outcome = staged.commit().await.expect("commit");
+    assert_eq!(outcome.stored, ids(&batch));
+    assert_eq!(stored_ids(&store).await, ids(&batch));
+}
+
+/// An empty array is accepted and stores nothing.
+pub async fn empty_request_is_fine(store: SharedStore) {
+    let outcome = store
+        .insert(&testing::verified(&[]), t0())
+        .await
+        .expect("insert");
+    assert_eq!(outcome, Default::default());
+    assert_eq!(lease(&store, "w", t0()).await, Lease::Empty);
+}
+
+/// Only the head is ever offered, and it moves on only when the head is done.
+pub async fn leases_strictly_in_order(store: SharedStore) {
+    let first = hooks(2);
+    let second = hooks(2);
+    store
+        .insert(&testing::verified(&first), t0())
+        .await
+        .expect("first");
+    store
+        .insert(&testing::verified(&second), t0())
+        .await
+        .expect("second");
+    let mut handed = Vec::new();
+    for _ in 0..4 {
+        let head = acquired(lease(&store, "w", t0()).await);
+        assert_eq!(head.attempt, 1);
+        // Asking again while holding it gives the same head (own lease), never the next one.
+        let again = acquired(lease(&store, "w", t0()).await);
+        assert_eq!(again.seq, head.seq, "the head is offered until it is done");
+        handed.push(head.webhook.id.clone());
+        store
+            .complete(again.seq, "w", t0())
+            .await
+            .expect("complete");
+    }
+    assert_eq!(handed, [ids(&first), ids(&second)].concat());
+    assert_eq!(lease(&store, "w", t0()).await, Lease::Empty);
+    let entries = store.entries().await.expect("entries");
+    assert!(entries
+        .iter()
+        .all(|e| e.state == State::Done && e.processed_at == Some(t0())));
+}
+
+/// A head leased by another worker is not offered until the lease expires.
+pub async fn leases_exclude_other_workers(store: SharedStore) {
+    store
+        .insert(&testing::verified(&hooks(2)), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "a", t0()).await);
+    match lease(&store, "b", t0() + Duration::from_secs(1)).await {
+        Lease::Busy { until, owner } => {
+            assert_eq!(until, t0() + LEASE);
+            assert_eq!(owner, "a");
+        }
+        other => panic!("another worker's lease must exclude: {other:?}"),
+    }
+    let taken = acquired(lease(&store, "b", t0() + LEASE).await);
+    assert_eq!(taken.seq, head.seq, "an expired lease is taken over");
+    assert_eq!(taken.attempt, 2, "every lease counts as an attempt");
+    assert!(matches!(
+        store.complete(head.seq, "a", t0() + LEASE).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store
+        .complete(taken.seq, "b", t0() + LEASE)
+        .await
+        .expect("complete");
+}
+
+/// A failed attempt goes back to pending and blocks the queue until its retry time.
+pub async fn failure_schedules_a_retry(store: SharedStore) {
+    let batch = hooks(2);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "w", t0()).await);
+    let retry_at = t0() + Duration::from_secs(30);
+    store
+        .fail(head.seq, "w", t0(), "boom", AfterFailure::RetryAt(retry_at))
+        .await
+        .expect("fail");
+    assert_eq!(lease(&store, "w", t0()).await, Lease::NotBefore(retry_at));
+    assert_eq!(
+        lease(&store, "other", retry_at - Duration::from_millis(1)).await,
+        Lease::NotBefore(retry_at),
+        "nothing behind a waiting head is offered"
+    );
+    let again = acquired(lease(&store, "w", retry_at).await);
+    assert_eq!(again.seq, head.seq);
+    assert_eq!(again.attempt, 2);
+    let status = store.status(retry_at).await.expect("status");
+    assert_eq!(status.recent_failures.len(), 1);
+    assert_eq!(status.recent_failures[0].error, "boom");
+    assert_eq!(status.recent_failures[0].attempt, 1);
+    assert_eq!(status.recent_failures[0].id, batch[0].get_id());
+}
+
+/// A dead letter is passed over; retrying it puts it back at its original position.
+pub async fn dead_letters_and_retry(store: SharedStore) {
+    let batch = hooks(3);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "w", t0()).await);
+    store
+        .fail(head.seq, "w", t0(), "gave up", AfterFailure::DeadLetter)
+        .await
+        .expect("dead letter");
+    let dead = store.dead_letters().await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, batch[0].get_id());
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
+    assert_eq!(dead[0].failed_at, Some(t0()));
+    let next = acquired(lease(&store, "w", t0()).await);
+    assert_eq!(
+        next.webhook.id,
+        batch[1].get_id(),
+        "the queue moves on past a dead letter"
+    );
+    store.complete(next.seq, "w", t0()).await.expect("complete");
+    assert!(store
+        .retry_dead_letter(batch[0].get_id(), t0())
+        .await
+        .expect("retry"));
+    assert!(!store
+        .retry_dead_letter(batch[0].get_id(), t0())
+        .await
+        .expect("retry twice"));
+    assert!(!store
+        .retry_dead_letter("no-such-id", t0())
+        .await
+        .expect("retry unknown"));
+    let retried = acquired(lease(&store, "w", t0()).await);
+    assert_eq!(
+        retried.webhook.id,
+        batch[0].get_id(),
+        "a retried dead letter is next"
+    );
+    assert_eq!(retried.attempt, 1, "attempts start afresh");
+    store
+        .fail(retried.seq, "w", t0(), "again", AfterFailure::DeadLetter)
+        .await
+        .expect("dead again");
+    let third = acquired(lease(&store, "w", t0()).await);
+    store
+        .fail(third.seq, "w", t0(), "too", AfterFailure::DeadLetter)
+        .await
+        .expect("dead too");
+    assert_eq!(store.status(t0()).await.expect("status").dead_letters, 2);
+    assert_eq!(
+        store.retry_all_dead_letters(t0()).await.expect("retry all"),
+        2
+    );
+    assert!(store.dead_letters().await.expect("dead letters").is_empty());
+    let order: Vec<String> = {
+        let mut order = Vec::new();
+        while let Lease::Acquired(leased) = lease(&store, "w", t0()).await {
+            order.push(leased.webhook.id.clone());
+            store
+                .complete(leased.seq, "w", t0())
+                .await
+                .expect("complete");
+        }
+        order
+    };
+    assert_eq!(
+        order,
+        vec![batch[0].get_id().to_owned(), batch[2].get_id().to_owned()]
+    );
+}
+
+/// Completing or failing a webhook this worker does not hold is refused.
+pub async fn lost_lease_is_refused(store: SharedStore) {
+    store
+        .insert(&testing::verified(&hooks(1)), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "w", t0()).await);
+    assert!(matches!(
+        store.complete(head.seq, "intruder", t0()).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store
+            .fail(head.seq, "intruder", t0(), "x", AfterFailure::DeadLetter)
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store.complete(head.seq, "w", t0()).await.expect("complete");
+    assert!(
+        matches!(
+            store.complete(head.seq, "w", t0()).await,
+            Err(StoreError::LeaseLost { .. })
+        ),
+        "done twice"
+    );
+}
+
+/// Status: depth, last received and processed ids with times, lag.
+pub async fn status_reports_progress(store: SharedStore) {
+    let empty = store.status(t0()).await.expect("status");
+    assert_eq!(empty.queue_depth, 0);
+    assert_eq!(empty.last_received, None);
+    assert_eq!(empty.last_processed, None);
+    assert_eq!(empty.oldest_pending_since, None);
+    let batch = hooks(3);
+    let t1 = t0() + Duration::from_secs(5);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "w", t1).await);
+    let status = store.status(t1).await.expect("status");
+    assert_eq!(status.queue_depth, 3);
+    assert_eq!(status.leased, 1);
+    assert_eq!(status.oldest_pending_since, Some(t0()));
+    let received = status.last_received.expect("last received");
+    assert_eq!(received.id, batch[2].get_id());
+    assert_eq!(received.at, t0());
+    store.complete(head.seq, "w", t1).await.expect("complete");
+    let status = store.status(t1).await.expect("status");
+    assert_eq!(status.queue_depth, 2);
+    assert_eq!(status.done, 1);
+    let processed = status.last_processed.expect("last processed");
+    assert_eq!(processed.id, batch[0].get_id());
+    assert_eq!(processed.at, t1);
+    // A request of duplicates only does not move "last received".
+    store
+        .insert(&testing::verified(&batch[..1]), t1)
+        .await
+        .expect("dup");
+    let status = store.status(t1).await.expect("status");
+    assert_eq!(
+        status.last_received.expect("last received").id,
+        batch[2].get_id()
+    );
+    store.ping().await.expect("ping");
+}
+
+/// Requests inserted concurrently each occupy one contiguous run of arrival positions.
+pub async fn concurrent_requests_never_interleave(store: SharedStore) {
+    let requests: Vec<Vec<WebhookBuilder>> = (0..8).map(|_| hooks(10)).collect();
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|batch| {
+            let store = store.clone();
+            let verified = testing::verified(batch);
+            tokio::spawn(async move { store.insert(&verified, t0()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("insert");
+    }
+    let entries = store.entries().await.expect("entries");
+    assert_eq!(entries.len(), 80);
+    for run in entries.chunks(10) {
+        let request = run[0].request_seq;
+        assert!(
+            run.iter().all(|e| e.request_seq == request),
+            "interleaved requests"
+        );
+        let run_ids: Vec<String> = run.iter().map(|e| e.webhook.id.clone()).collect();
+        assert!(
+            requests.iter().any(|batch| ids(batch) == run_ids),
+            "a request's webhooks out of body order"
+        );
+    }
+}
+
+/// The body secret never reaches the store.
+pub async fn secret_is_never_stored(store: SharedStore) {
+    let hook = testing::check_completed().secret(testing::SECRET);
+    store
+        .insert(&testing::verified(&[hook]), t0())
+        .await
+        .expect("insert");
+    for entry in store.entries().await.expect("entries") {
+        let text = entry.webhook.to_json_string();
+        assert!(!text.contains(testing::SECRET), "secret stored: {text}");
+        assert!(entry.webhook.extra.get("secret").is_none());
+    }
+}

@@ -1,0 +1,527 @@
+//! The embedded default store: one SQLite file, WAL, `synchronous=FULL`.
+//!
+//! Writes go through a single writer connection and every write transaction starts with
+//! `BEGIN IMMEDIATE`, which serializes requests in this process (the pool hands the connection
+//! to one transaction at a time) and against other processes on the same file (the `work`
+//! process), so the webhooks of one request always get consecutive arrival positions. Reads for
+//! the status page use a separate small pool and never wait behind a write (WAL).
+//!
+//! Queries are checked at run time (`sqlx::query`), not by compile-time macros, so a clean
+//! clone builds without a database or an offline cache; `store::conformance` and this module's
+//! tests run every query against the migrated schema.
+
+use super::{
+    from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
+    Marker, QueueStatus, Staged, State, Store, StoreError,
+};
+use crate::batch::{Batch, Shape, Verified};
+use crate::webhook::Webhook;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many connections serve reads (status, entries, dead-letter lists).
+const READERS: u32 = 2;
+
+/// A [`Store`] in a SQLite file (or in memory, for tests).
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    url: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database at `url` (`sqlite://PATH` or `sqlite:PATH`;
+    /// `sqlite::memory:` for a private in-memory database) and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = options
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let options = if in_memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        // An in-memory database exists only on its one connection: reads share the writer.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?
+        };
+        Ok(Self {
+            writer,
+            reader,
+            url: url.to_owned(),
+        })
+    }
+
+    /// A private in-memory store: for tests and examples that need no file.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        Self::open("sqlite::memory:").await
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn shape_name(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Single => "single",
+        Shape::Array => "array",
+    }
+}
+
+fn attempts_of(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+    let n: i64 = row.try_get(column)?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn webhook_of(row: &SqliteRow) -> Result<Webhook, StoreError> {
+    let body: String = row.try_get("body")?;
+    Webhook::from_stored(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+struct SqliteStaged {
+    tx: Transaction<'static, Sqlite>,
+    outcome: InsertOutcome,
+}
+
+#[async_trait]
+impl Staged for SqliteStaged {
+    fn outcome(&self) -> &InsertOutcome {
+        &self.outcome
+    }
+
+    async fn commit(self: Box<Self>) -> Result<InsertOutcome, StoreError> {
+        let SqliteStaged { tx, outcome } = *self;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn stage(
+        &self,
+        batch: &Verified<Batch>,
+        received_at: SystemTime,
+    ) -> Result<Box<dyn Staged>, StoreError> {
+        let at = to_millis(received_at);
+        let mut tx = self.begin().await?;
+        let request_seq: i64 = sqlx::query(
+            "INSERT INTO requests (received_at_ms, shape, webhooks) VALUES (?, ?, ?) RETURNING seq",
+        )
+        .bind(at)
+        .bind(shape_name(batch.shape()))
+        .bind(i64::try_from(batch.len()).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+
+        let mut outcome = InsertOutcome::default();
+        // Ids first seen in this request, so a repeat within the body compares with its twin.
+        let mut seen: HashMap<&str, &Webhook> = HashMap::new();
+        for (position, webhook) in batch.webhooks().iter().enumerate() {
+            if let Some(first) = seen.get(webhook.id.as_str()) {
+                if first.same_content(webhook) {
+                    outcome.duplicates.push(webhook.id.clone());
+                } else {
+                    outcome.conflicts.push(webhook.id.clone());
+                }
+                continue;
+            }
+            seen.insert(webhook.id.as_str(), webhook);
+            let inserted = sqlx::query(
+                "INSERT INTO webhooks (id, request_seq, position, event, body, received_at_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&webhook.id)
+            .bind(request_seq)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(&webhook.event)
+            .bind(webhook.to_json_string())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                outcome.stored.push(webhook.id.clone());
+                continue;
+            }
+            let row = sqlx::query("SELECT body FROM webhooks WHERE id = ?")
+                .bind(&webhook.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if webhook_of(&row)?.same_content(webhook) {
+                outcome.duplicates.push(webhook.id.clone());
+            } else {
+                outcome.conflicts.push(webhook.id.clone());
+            }
+        }
+
+        sqlx::query("UPDATE requests SET stored = ?, duplicates = ?, conflicts = ? WHERE seq = ?")
+            .bind(outcome.stored.len() as i64)
+            .bind(outcome.duplicates.len() as i64)
+            .bind(outcome.conflicts.len() as i64)
+            .bind(request_seq)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(last) = outcome.stored.last() {
+            sqlx::query(
+                "UPDATE progress SET last_received_id = ?, last_received_at_ms = ? \
+                 WHERE singleton = 1",
+            )
+            .bind(last)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(Box::new(SqliteStaged { tx, outcome }))
+    }
+
+    async fn lease_next(
+        &self,
+        worker: &str,
+        now: SystemTime,
+        lease_for: Duration,
+    ) -> Result<Lease, StoreError> {
+        let now_ms = to_millis(now);
+        let mut tx = self.begin().await?;
+        let head = sqlx::query(
+            "SELECT seq, body, state, attempts, next_attempt_at_ms, lease_owner, lease_until_ms, \
+                    received_at_ms \
+             FROM webhooks WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(head) = head else {
+            tx.commit().await?;
+            return Ok(Lease::Empty);
+        };
+        let seq: i64 = head.try_get("seq")?;
+        let state: String = head.try_get("state")?;
+        if state == State::Leased.as_str() {
+            let owner: Option<String> = head.try_get("lease_owner")?;
+            let until: Option<i64> = head.try_get("lease_until_ms")?;
+            let owner = owner.unwrap_or_default();
+            let until = until.unwrap_or(0);
+            if owner != worker && until > now_ms {
+                tx.commit().await?;
+                return Ok(Lease::Busy {
+                    until: from_millis(until),
+                    owner,
+                });
+            }
+        } else if let Some(next) = head.try_get::<Option<i64>, _>("next_attempt_at_ms")? {
+            if next > now_ms {
+                tx.commit().await?;
+                return Ok(Lease::NotBefore(from_millis(next)));
+            }
+        }
+        let attempt = attempts_of(&head, "attempts")?.saturating_add(1);
+        let until = to_millis(now + lease_for);
+        sqlx::query(
+            "UPDATE webhooks SET state = 'leased', lease_owner = ?, lease_until_ms = ?, \
+                    attempts = ?, next_attempt_at_ms = NULL \
+             WHERE seq = ?",
+        )
+        .bind(worker)
+        .bind(until)
+        .bind(i64::from(attempt))
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        let leased = Leased {
+            seq,
+            webhook: webhook_of(&head)?,
+            attempt,
+            received_at: from_millis(head.try_get("received_at_ms")?),
+        };
+        tx.commit().await?;
+        Ok(Lease::Acquired(leased))
+    }
+
+    async fn complete(&self, seq: i64, worker: &str, now: SystemTime) -> Result<(), StoreError> {
+        let now_ms = to_millis(now);
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "UPDATE webhooks SET state = 'done', processed_at_ms = ?, lease_owner = NULL, \
+                    lease_until_ms = NULL \
+             WHERE seq = ? AND state = 'leased' AND lease_owner = ? RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(seq)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::LeaseLost { seq });
+        };
+        let id: String = row.try_get("id")?;
+        sqlx::query(
+            "UPDATE progress SET last_processed_id = ?, last_processed_at_ms = ? \
+             WHERE singleton = 1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        seq: i64,
+        worker: &str,
+        now: SystemTime,
+        error: &str,
+        then: AfterFailure,
+    ) -> Result<(), StoreError> {
+        let now_ms = to_millis(now);
+        let mut tx = self.begin().await?;
+        let (state, next, failed_at) = match then {
+            AfterFailure::RetryAt(at) => (State::Pending, Some(to_millis(at)), None),
+            AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
+        };
+        let row = sqlx::query(
+            "UPDATE webhooks SET state = ?, next_attempt_at_ms = ?, failed_at_ms = ?, \
+                    last_error = ?, lease_owner = NULL, lease_until_ms = NULL \
+             WHERE seq = ? AND state = 'leased' AND lease_owner = ? RETURNING attempts",
+        )
+        .bind(state.as_str())
+        .bind(next)
+        .bind(failed_at)
+        .bind(error)
+        .bind(seq)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::LeaseLost { seq });
+        };
+        let attempt: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO failures (webhook_seq, attempt, error, failed_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(attempt)
+        .bind(error)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn status(&self, _now: SystemTime) -> Result<QueueStatus, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let counts = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(state IN ('pending', 'leased')), 0) AS open, \
+               COALESCE(SUM(state = 'leased'), 0) AS leased, \
+               COALESCE(SUM(state = 'done'), 0) AS done, \
+               COALESCE(SUM(state = 'dead'), 0) AS dead \
+             FROM webhooks",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let count = |name: &str| -> Result<u64, StoreError> {
+            let n: i64 = counts.try_get(name)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        let progress = sqlx::query(
+            "SELECT last_received_id, last_received_at_ms, last_processed_id, \
+                    last_processed_at_ms FROM progress WHERE singleton = 1",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let marker = |id: &str, at: &str| -> Result<Option<Marker>, StoreError> {
+            let id: Option<String> = progress.try_get(id)?;
+            let at: Option<i64> = progress.try_get(at)?;
+            Ok(id.map(|id| Marker {
+                id,
+                at: from_millis(at.unwrap_or(0)),
+            }))
+        };
+        let head = sqlx::query(
+            "SELECT received_at_ms, state, next_attempt_at_ms FROM webhooks \
+             WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (oldest_pending_since, next_retry_at) = match &head {
+            Some(head) => {
+                let received: i64 = head.try_get("received_at_ms")?;
+                let next: Option<i64> = head.try_get("next_attempt_at_ms")?;
+                (Some(from_millis(received)), next.map(from_millis))
+            }
+            None => (None, None),
+        };
+        let failures = sqlx::query(
+            "SELECT w.id, w.event, f.attempt, f.error, f.failed_at_ms \
+             FROM failures f JOIN webhooks w ON w.seq = f.webhook_seq \
+             WHERE w.state <> 'done' ORDER BY f.seq DESC LIMIT 10",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let recent_failures = failures
+            .iter()
+            .map(|row| {
+                Ok(Failure {
+                    id: row.try_get("id")?,
+                    event: row.try_get("event")?,
+                    attempt: attempts_of(row, "attempt")?,
+                    error: row.try_get("error")?,
+                    at: from_millis(row.try_get("failed_at_ms")?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(QueueStatus {
+            queue_depth: count("open")?,
+            leased: count("leased")?,
+            done: count("done")?,
+            dead_letters: count("dead")?,
+            last_received: marker("last_received_id", "last_received_at_ms")?,
+            last_processed: marker("last_processed_id", "last_processed_at_ms")?,
+            oldest_pending_since,
+            next_retry_at,
+            recent_failures,
+        })
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, event, attempts, last_error, received_at_ms, failed_at_ms \
+             FROM webhooks WHERE state = 'dead' ORDER BY seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    event: row.try_get("event")?,
+                    attempts: attempts_of(row, "attempts")?,
+                    last_error: row.try_get("last_error")?,
+                    received_at: from_millis(row.try_get("received_at_ms")?),
+                    failed_at: row
+                        .try_get::<Option<i64>, _>("failed_at_ms")?
+                        .map(from_millis),
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_dead_letter(&self, id: &str, _now: SystemTime) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE webhooks SET state = 'pending', attempts = 0, next_attempt_at_ms = NULL, \
+                    failed_at_ms = NULL \
+             WHERE id = ? AND state = 'dead'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
+    async fn retry_all_dead_letters(&self, _now: SystemTime) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE webhooks SET state = 'pending', attempts = 0, next_attempt_at_ms = NULL, \
+                    failed_at_ms = NULL \
+             WHERE state = 'dead'",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, request_seq, position, body, state, attempts, received_at_ms, \
+                    processed_at_ms \
+             FROM webhooks ORDER BY seq",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(Entry {
+                    seq: row.try_get("seq")?,
+                    request_seq: row.try_get("request_seq")?,
+                    position: row.try_get("position")?,
+                    webhook: webhook_of(row)?,
+                    state: State::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?}")))?,
+                    attempts: attempts_of(row, "attempts")?,
+                    received_at: from_millis(row.try_get("received_at_ms")?),
+                    processed_at: row
+                        .try_get::<Option<i64>, _>("processed_at_ms")?
+                        .map(from_millis),
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
