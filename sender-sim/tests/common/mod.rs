@@ -111,8 +111,8 @@ pub fn fixture_for(event: &EventType) -> Value {
 
 /// Checks that `actual` has the shape of `expected`: the same keys at every level and the same
 /// JSON types. `null` on either side matches any type, because the spec makes some fields
-/// nullable (`customer_ref`, `user`, `due`). Each element of an array must have the shape of
-/// the expected array's first element.
+/// nullable (`customer_ref`, `user`, `due`). Arrays of the same length compare element by
+/// element; otherwise each element must have the shape of the expected array's first element.
 pub fn assert_same_shape(expected: &Value, actual: &Value) {
     if let Err(problem) = same_shape("$", expected, actual) {
         panic!(
@@ -137,6 +137,12 @@ pub fn same_shape(path: &str, expected: &Value, actual: &Value) -> Result<(), St
             }
             for (key, value) in e {
                 same_shape(&format!("{path}.{key}"), value, &a[key])?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            for (i, (e, a)) in e.iter().zip(a).enumerate() {
+                same_shape(&format!("{path}[{i}]"), e, a)?;
             }
             Ok(())
         }
