@@ -1,0 +1,336 @@
+//! What the target says it processed: the observe file.
+//!
+//! A black-box harness can see answers, but "processed once, in order" (spec §4) happens behind
+//! the answer, in the target's worker. So the target appends one JSON object per webhook it
+//! processed to a file, in processing order, each with at least the webhook's `id` (the
+//! receiver's `jsonl:` sink writes exactly that). This module reads that file incrementally and
+//! waits, with a bounded deadline, for the ids a scenario expects.
+//!
+//! The file may hold records from earlier runs or scenarios: every scenario sends fresh ids and
+//! looks only at its own.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use passfort_clock::SharedClock;
+
+/// The observe file cannot be read or does not hold what the contract says.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// Reading failed for another reason than the file not existing yet.
+    #[error("cannot read the observe file {path}: {source}")]
+    Io {
+        /// The observe file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A complete line is not a JSON object with a string `id`.
+    #[error(
+        "line {line} of the observe file {path} is not a JSON object with a string `id` \
+         (the target must append one such object per processed webhook): {problem}"
+    )]
+    Malformed {
+        /// The observe file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Everything read from the observe file so far: processed ids, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    ids: Vec<String>,
+    counts: HashMap<String, usize>,
+    records_with_secret: usize,
+}
+
+impl Observation {
+    /// How many times `id` was processed.
+    pub fn count(&self, id: &str) -> usize {
+        self.counts.get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether `id` was processed at all.
+    pub fn contains(&self, id: &str) -> bool {
+        self.count(id) > 0
+    }
+
+    /// Of `ids`, those never processed, in the order given.
+    pub fn missing<'a>(&self, ids: &'a [String]) -> Vec<&'a str> {
+        ids.iter()
+            .filter(|id| !self.contains(id))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The ids of `wanted` in the order the target processed them, each at its first processing
+    /// (duplicates are [`Observation::count`]'s business, not order's).
+    pub fn first_processing_order(&self, wanted: &[String]) -> Vec<String> {
+        let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+        let mut seen = std::collections::HashSet::new();
+        self.ids
+            .iter()
+            .filter(|id| wanted.contains(id.as_str()) && seen.insert(id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// How many records carried the shared secret verbatim (spec §6: strip it before storing or
+    /// forwarding).
+    pub fn records_with_secret(&self) -> usize {
+        self.records_with_secret
+    }
+
+    /// Every processed id, in file order, duplicates included.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cursor {
+    offset: u64,
+    lines: usize,
+    seen: Observation,
+}
+
+/// Reads the observe file a target appends to.
+#[derive(Debug, Clone)]
+pub struct Observer {
+    path: PathBuf,
+    clock: SharedClock,
+    poll_every: Duration,
+    secret: Option<String>,
+    cursor: Arc<Mutex<Cursor>>,
+}
+
+impl Observer {
+    /// An observer of `path`, polling on `clock`.
+    pub fn new(path: impl Into<PathBuf>, clock: SharedClock) -> Self {
+        Self {
+            path: path.into(),
+            clock,
+            poll_every: Duration::from_millis(20),
+            secret: None,
+            cursor: Arc::default(),
+        }
+    }
+
+    /// Also count records that contain `secret` verbatim.
+    pub fn watching_for_secret(mut self, secret: &str) -> Self {
+        self.secret = Some(secret.to_owned());
+        self
+    }
+
+    /// The file observed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads what was appended since the last read and returns everything seen so far.
+    ///
+    /// A missing file is an empty one (the target creates it on its first webhook); a last line
+    /// without its newline is still being written and is left for the next read.
+    pub fn read(&self) -> Result<Observation, ObserveError> {
+        let mut cursor = self
+            .cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let io = |source| ObserveError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(cursor.seen.clone())
+            }
+            Err(error) => return Err(io(error)),
+        };
+        let len = file.metadata().map_err(io)?.len();
+        if len < cursor.offset {
+            // Truncated or replaced: start again from the top.
+            *cursor = Cursor::default();
+        }
+        file.seek(SeekFrom::Start(cursor.offset)).map_err(io)?;
+        let mut fresh = Vec::new();
+        file.read_to_end(&mut fresh).map_err(io)?;
+        let complete = match fresh.iter().rposition(|b| *b == b'\n') {
+            Some(last_newline) => &fresh[..=last_newline],
+            None => return Ok(cursor.seen.clone()),
+        };
+        // `complete` ends with its newline: every piece before it is one whole line.
+        for raw in complete[..complete.len() - 1].split(|b| *b == b'\n') {
+            cursor.lines += 1;
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line = cursor.lines;
+            let id = parse_id(raw).map_err(|problem| ObserveError::Malformed {
+                path: self.path.clone(),
+                line,
+                problem,
+            })?;
+            if let Some(secret) = &self.secret {
+                if String::from_utf8_lossy(raw).contains(secret.as_str()) {
+                    cursor.seen.records_with_secret += 1;
+                }
+            }
+            *cursor.seen.counts.entry(id.clone()).or_default() += 1;
+            cursor.seen.ids.push(id);
+        }
+        cursor.offset += complete.len() as u64;
+        Ok(cursor.seen.clone())
+    }
+
+    /// Waits until every id of `ids` was processed, or `deadline` passes on the clock; returns
+    /// what was seen either way, with `complete` telling which.
+    pub async fn wait_for(
+        &self,
+        ids: &[String],
+        deadline: Duration,
+    ) -> Result<Waited, ObserveError> {
+        let give_up = self.clock.now() + deadline;
+        loop {
+            let seen = self.read()?;
+            if seen.missing(ids).is_empty() {
+                return Ok(Waited {
+                    seen,
+                    complete: true,
+                });
+            }
+            if self.clock.now() >= give_up {
+                return Ok(Waited {
+                    seen,
+                    complete: false,
+                });
+            }
+            self.clock.sleep(self.poll_every).await;
+        }
+    }
+}
+
+/// The result of [`Observer::wait_for`].
+#[derive(Debug, Clone)]
+pub struct Waited {
+    /// Everything seen when the wait ended.
+    pub seen: Observation,
+    /// Whether every expected id was there.
+    pub complete: bool,
+}
+
+fn parse_id(raw: &[u8]) -> Result<String, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(raw).map_err(|error| format!("not JSON ({error})"))?;
+    match value.get("id") {
+        Some(serde_json::Value::String(id)) => Ok(id.clone()),
+        Some(other) => Err(format!("`id` is {other}, not a string")),
+        None => Err("no `id` field".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn observer(dir: &tempfile::TempDir) -> Observer {
+        Observer::new(
+            dir.path().join("observe.jsonl"),
+            Arc::new(passfort_clock::SystemClock),
+        )
+    }
+
+    fn append(dir: &tempfile::TempDir, text: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("observe.jsonl"))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(observer(&dir).read().unwrap().ids().is_empty());
+    }
+
+    #[test]
+    fn reads_appended_lines_incrementally_and_leaves_a_partial_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let observer = observer(&dir);
+        append(
+            &dir,
+            "{\"id\":\"a\",\"event\":\"X\"}\n{\"id\":\"b\"}\n{\"id\":",
+        );
+        let seen = observer.read().unwrap();
+        assert_eq!(seen.ids(), ["a", "b"]);
+        append(&dir, "\"a\"}\n");
+        let seen = observer.read().unwrap();
+        assert_eq!(seen.ids(), ["a", "b", "a"]);
+        assert_eq!(seen.count("a"), 2);
+        assert_eq!(
+            seen.first_processing_order(&["b".into(), "a".into()]),
+            ["a", "b"]
+        );
+        assert_eq!(seen.missing(&["a".into(), "c".into()]), ["c"]);
+    }
+
+    #[test]
+    fn a_line_without_an_id_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir, "{\"id\":\"a\"}\n{\"event\":\"X\"}\n");
+        let error = observer(&dir).read().unwrap_err();
+        assert!(error.to_string().contains("line 2"), "{error}");
+        assert!(error.to_string().contains("no `id`"), "{error}");
+    }
+
+    #[test]
+    fn records_holding_the_secret_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        append(
+            &dir,
+            "{\"id\":\"a\",\"secret\":\"s3cr3t\"}\n{\"id\":\"b\"}\n",
+        );
+        let seen = observer(&dir).watching_for_secret("s3cr3t").read().unwrap();
+        assert_eq!(seen.records_with_secret(), 1);
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_when_every_id_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        append(&dir, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+        let waited = observer(&dir)
+            .wait_for(&["b".into(), "a".into()], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(waited.complete);
+    }
+
+    #[tokio::test]
+    async fn waiting_gives_up_at_the_deadline_on_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = passfort_clock::VirtualClock::new();
+        let observer = Observer::new(dir.path().join("observe.jsonl"), Arc::new(clock.clone()));
+        let waiting = tokio::spawn(async move {
+            observer
+                .wait_for(&["never".into()], Duration::from_secs(30))
+                .await
+        });
+        while !waiting.is_finished() {
+            if clock.advance_to_next().is_none() {
+                tokio::task::yield_now().await;
+            }
+        }
+        let waited = waiting.await.unwrap().unwrap();
+        assert!(!waited.complete);
+    }
+}

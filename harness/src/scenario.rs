@@ -1,0 +1,381 @@
+//! A scenario: one named, PassFort-grounded question about the target, and the registry of them.
+//!
+//! Scenario ids are part of the command-line contract (issue 5): they are how a QA engineer
+//! selects what to run and how CI systems track a result from one run to the next, so they never
+//! change once published. Each scenario's description says which PassFort behaviour it stands
+//! for, citing sections of the spec (`shared/spec/passfort-webhooks.md`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::observe::{Observation, Observer};
+use crate::progress::Progress;
+use crate::target::{Bearer, Delivery, Target};
+use crate::webhook::Webhooks;
+
+/// The limits and sizes scenarios work with.
+///
+/// Defaults are PassFort's own figures; the library lets them be changed so that tests can use a
+/// small limit against a deliberately slow receiver instead of waiting out 5 real seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// PassFort's answer limit with batching on (spec §1: 5 s).
+    pub batch_answer: Duration,
+    /// PassFort's answer limit with batching off (spec §1: 10 s).
+    pub single_answer: Duration,
+    /// Answer times above this are a warning in `ack-latency`: the spec (§6) asks for "never more
+    /// than a fraction" of the limit.
+    pub warn_above: Duration,
+    /// How long scenarios that do not judge answer time wait for an answer before calling the
+    /// target unresponsive.
+    pub patience: Duration,
+    /// How long to wait for expected ids to appear in the observe file.
+    pub observe_deadline: Duration,
+    /// How many requests `ack-latency` times.
+    pub latency_requests: usize,
+    /// How many webhooks `survives-retry-storm` sends.
+    pub storm_webhooks: usize,
+    /// How much faster than PassFort the storm's back-off and batch cadence run (the simulator's
+    /// `time_scale`): 10 000 turns the first 30 s back-off into 3 ms.
+    pub storm_time_scale: u32,
+    /// After this many failed attempts in a row the storm calls the queue stalled: PassFort's
+    /// back-off would by then be hours long (spec §4).
+    pub storm_stall_after: u32,
+    /// How long (real time) the storm may take at most.
+    pub storm_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            batch_answer: Duration::from_secs(5),
+            single_answer: Duration::from_secs(10),
+            warn_above: Duration::from_secs(1),
+            patience: Duration::from_secs(30),
+            observe_deadline: Duration::from_secs(60),
+            latency_requests: 200,
+            storm_webhooks: 1_000,
+            storm_time_scale: 10_000,
+            storm_stall_after: 8,
+            storm_deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How a scenario ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The target behaves as PassFort needs.
+    Passed,
+    /// It does, but close to a limit: worth a look before go-live.
+    Warned,
+    /// It does not; the reason says what PassFort would do and what to fix.
+    Failed,
+    /// Not run, for the reason given (e.g. no observe file).
+    Skipped,
+}
+
+impl Status {
+    /// The word used in the end table and the reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Warned => "warned",
+            Status::Failed => "FAILED",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// A scenario's verdict: its status, a reason a person can act on, and the measurements behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// Why it failed, warned or was skipped; for a pass, what was (or was not) checked.
+    pub reason: String,
+    /// Measurements and facts gathered on the way (counts, percentiles).
+    pub details: Vec<String>,
+}
+
+impl Outcome {
+    /// A pass, saying what was shown.
+    pub fn passed(reason: impl Into<String>) -> Self {
+        Self {
+            status: Status::Passed,
+            reason: reason.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// A pass with a warning.
+    pub fn warned(reason: impl Into<String>) -> Self {
+        Self {
+            status: Status::Warned,
+            reason: reason.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// A failure.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            reason: reason.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// A skip.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            status: Status::Skipped,
+            reason: reason.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Adds a measurement or fact.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.details.push(detail.into());
+        self
+    }
+}
+
+/// A reason to stop a scenario early with a failure; `?` turns it into [`Status::Failed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl Failure {
+    /// A failure with this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl From<crate::observe::ObserveError> for Failure {
+    fn from(error: crate::observe::ObserveError) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// What a scenario body returns.
+pub type Checked = Result<Outcome, Failure>;
+
+/// Everything a scenario may use: the target, the observe file, limits, webhooks, progress.
+#[derive(Debug)]
+pub struct Context {
+    /// The receiver under test.
+    pub target: Target,
+    /// The observe file, when the user gave one.
+    pub observer: Option<Observer>,
+    /// Limits and sizes.
+    pub limits: Limits,
+    /// Fresh webhooks for this scenario.
+    pub webhooks: Webhooks,
+    /// This scenario's progress bar.
+    pub progress: Progress,
+}
+
+impl Context {
+    /// POSTs with the right secrets and fails the scenario unless the answer is exactly 200
+    /// within the patience limit.
+    pub async fn deliver(&self, body: &Value, what: &str) -> Result<Delivery, Failure> {
+        let delivery = self
+            .target
+            .post(body, Bearer::Right, self.limits.patience)
+            .await;
+        self.progress.inc(1);
+        if delivery.is_200() {
+            Ok(delivery)
+        } else {
+            Err(Failure(not_200_reason(&delivery, what)))
+        }
+    }
+
+    /// The observe file, or a skip explaining how to get this scenario run.
+    pub fn require_observer(&self) -> Result<&Observer, Outcome> {
+        self.observer.as_ref().ok_or_else(no_observer)
+    }
+
+    /// Sends one valid webhook after everything else and waits until the target processed it.
+    ///
+    /// Delivery is in order (spec §4), so once this "sentinel" is processed, anything the target
+    /// was going to process from earlier requests has been processed too: negative checks ("never
+    /// processed", "processed once") need no timed wait.
+    pub async fn settle(&self, observer: &Observer) -> Result<Observation, Failure> {
+        let sentinel = self.webhooks.single();
+        let id = crate::webhook::id_of(&sentinel);
+        // Any 2xx will do here: whether the answer is exactly 200 is `answers-exactly-200`'s
+        // question; this one only needs the sentinel processed.
+        let delivery = self
+            .target
+            .post(&sentinel, Bearer::Right, self.limits.patience)
+            .await;
+        if !matches!(delivery.status(), Some(200..=299)) {
+            return Err(Failure(not_200_reason(
+                &delivery,
+                "a valid webhook sent last, as a sentinel",
+            )));
+        }
+        let waited = observer
+            .wait_for(std::slice::from_ref(&id), self.limits.observe_deadline)
+            .await?;
+        if waited.complete {
+            Ok(waited.seen)
+        } else {
+            Err(Failure(format!(
+                "the target answered 200 to webhook {id} but it did not appear in the observe \
+                 file {} within {}: an acknowledged webhook must be processed (spec §4, §6)",
+                observer.path().display(),
+                humantime::format_duration(self.limits.observe_deadline)
+            )))
+        }
+    }
+
+    /// Waits for `ids` in the observe file, failing with the missing ones named.
+    pub async fn processed(
+        &self,
+        observer: &Observer,
+        ids: &[String],
+        what: &str,
+    ) -> Result<Observation, Failure> {
+        let waited = observer.wait_for(ids, self.limits.observe_deadline).await?;
+        if waited.complete {
+            return Ok(waited.seen);
+        }
+        let missing = waited.seen.missing(ids);
+        Err(Failure(format!(
+            "{} of {} {what} answered 200 never appeared in the observe file {} within {} \
+             (first missing: {}): PassFort drops a webhook from its queue once answered 200, so \
+             an acknowledged webhook that is not processed is lost (spec §3, §4)",
+            missing.len(),
+            ids.len(),
+            observer.path().display(),
+            humantime::format_duration(self.limits.observe_deadline),
+            missing.first().copied().unwrap_or_default(),
+        )))
+    }
+}
+
+/// The skip of a scenario that needs the observe file when none was given.
+pub fn no_observer() -> Outcome {
+    Outcome::skipped(
+        "needs --observe-jsonl: the file the target appends one JSON object (with `id`) per \
+         processed webhook to",
+    )
+}
+
+/// The reason used whenever PassFort needed a 200 and did not get one.
+pub fn not_200_reason(delivery: &Delivery, what: &str) -> String {
+    match delivery {
+        Delivery::Answered { status, .. } if (200..300).contains(status) => format!(
+            "{what}: {}; PassFort reads anything but exactly 200 as a failure and retries it \
+             forever, stalling the queue behind it (spec §1): answer 200",
+            delivery.describe()
+        ),
+        Delivery::Answered { status: 401, .. } | Delivery::Answered { status: 403, .. } => {
+            format!(
+                "{what}: {} although both secrets were right: check that the target expects the \
+                 secret in PASSFORT_WEBHOOK_SECRET, as `Authorization: Bearer` and as the body's \
+                 `secret` (spec §1)",
+                delivery.describe()
+            )
+        }
+        Delivery::Answered { .. } => format!(
+            "{what}: {}; PassFort needs 200 for an authentic webhook and retries anything else \
+             with back-off, stalling the queue (spec §1, §4)",
+            delivery.describe()
+        ),
+        Delivery::NoAnswer { .. } | Delivery::Unreachable { .. } => {
+            format!("{what}: {}", delivery.describe())
+        }
+    }
+}
+
+/// One conformance scenario.
+#[async_trait]
+pub trait Scenario: Send + Sync {
+    /// The id used on the command line and in reports; never changes once published.
+    fn id(&self) -> &'static str;
+
+    /// What it checks and which PassFort behaviour (spec section) it stands for.
+    fn description(&self) -> &'static str;
+
+    /// Whether the scenario means nothing without the observe file (then it is skipped).
+    fn needs_observer(&self) -> bool {
+        false
+    }
+
+    /// Runs the scenario against `ctx.target`.
+    async fn run(&self, ctx: &Context) -> Checked;
+}
+
+/// Every scenario, in the order they run: cheap acceptance first, the storm last.
+pub fn registry() -> Vec<Box<dyn Scenario>> {
+    use crate::scenarios::*;
+    vec![
+        Box::new(accepts_single::AcceptsSingle),
+        Box::new(accepts_batch::AcceptsBatch),
+        Box::new(answers_exactly_200::AnswersExactly200),
+        Box::new(rejects_bad_header_secret::RejectsBadHeaderSecret),
+        Box::new(rejects_bad_body_secret::RejectsBadBodySecret),
+        Box::new(rejects_missing_auth::RejectsMissingAuth),
+        Box::new(rejects_bad_secret_in_batch::RejectsBadSecretInBatch),
+        Box::new(unknown_event_accepted::UnknownEventAccepted),
+        Box::new(ack_latency::AckLatency),
+        Box::new(dedup_redelivery::DedupRedelivery),
+        Box::new(order_preserved::OrderPreserved),
+        Box::new(survives_retry_storm::SurvivesRetryStorm),
+    ]
+}
+
+/// The scenario with this id.
+pub fn find(id: &str) -> Option<Box<dyn Scenario>> {
+    registry().into_iter().find(|scenario| scenario.id() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_ids_are_all_registered_once() {
+        let ids: Vec<&str> = registry().iter().map(|s| s.id()).collect();
+        for id in [
+            "accepts-single",
+            "accepts-batch",
+            "answers-exactly-200",
+            "rejects-bad-header-secret",
+            "rejects-bad-body-secret",
+            "rejects-missing-auth",
+            "rejects-bad-secret-in-batch",
+            "unknown-event-accepted",
+            "ack-latency",
+            "dedup-redelivery",
+            "order-preserved",
+            "survives-retry-storm",
+        ] {
+            assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}");
+        }
+        assert_eq!(
+            ids.len(),
+            ids.iter().collect::<std::collections::HashSet<_>>().len()
+        );
+    }
+
+    #[test]
+    fn every_description_cites_the_spec() {
+        for scenario in registry() {
+            assert!(
+                scenario.description().contains('§'),
+                "{} does not cite a spec section",
+                scenario.id()
+            );
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Every scenario against a correct reference receiver (all pass) and against deliberately
+//! broken receivers (exactly the scenarios each flaw breaks fail, with a reason a person can act
+//! on).
+
+mod receivers;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use passfort_harness::{run, Limits, RunReport, Secret, Settings, Status};
+use receivers::{start, Flaw, SECRET};
+
+const ALL: [&str; 12] = [
+    "accepts-single",
+    "accepts-batch",
+    "answers-exactly-200",
+    "rejects-bad-header-secret",
+    "rejects-bad-body-secret",
+    "rejects-missing-auth",
+    "rejects-bad-secret-in-batch",
+    "unknown-event-accepted",
+    "ack-latency",
+    "dedup-redelivery",
+    "order-preserved",
+    "survives-retry-storm",
+];
+
+async fn run_against(flaw: Flaw, limits: Limits) -> RunReport {
+    let receiver = start(flaw).await;
+    let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap())
+        .observe(&receiver.observe)
+        .limits(limits);
+    run::run(settings).await.unwrap()
+}
+
+fn failed(report: &RunReport) -> BTreeSet<&str> {
+    report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == Status::Failed)
+        .map(|s| s.id.as_str())
+        .collect()
+}
+
+fn reason<'a>(report: &'a RunReport, id: &str) -> &'a str {
+    &report
+        .scenarios
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("{id} did not run"))
+        .reason
+}
+
+/// Checks that exactly `expected` failed, each reason citing the spec and containing its hint.
+fn assert_fails_exactly(report: &RunReport, expected: &[(&str, &str)]) {
+    let table = passfort_harness::report::table(report);
+    assert_eq!(report.scenarios.len(), ALL.len(), "{table}");
+    let want: BTreeSet<&str> = expected.iter().map(|(id, _)| *id).collect();
+    assert_eq!(failed(report), want, "{table}");
+    for (id, hint) in expected {
+        let reason = reason(report, id);
+        assert!(reason.contains(hint), "{id}: {reason:?} lacks {hint:?}");
+        assert!(
+            reason.contains("spec §"),
+            "{id}: {reason:?} cites no spec section"
+        );
+    }
+    assert_eq!(report.count(Status::Skipped), 0, "{table}");
+    assert_eq!(report.exit_code(), i32::from(!expected.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_receiver_passes_every_scenario() {
+    let report = run_against(Flaw::None, Limits::default()).await;
+    let table = passfort_harness::report::table(&report);
+    let ids: Vec<&str> = report.scenarios.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ALL, "{table}");
+    for scenario in &report.scenarios {
+        assert!(
+            matches!(scenario.status, Status::Passed | Status::Warned),
+            "{table}"
+        );
+    }
+    assert_eq!(report.exit_code(), 0);
+    let storm = report
+        .scenarios
+        .iter()
+        .find(|s| s.id == "survives-retry-storm")
+        .unwrap();
+    assert!(storm.reason.contains("1000 webhooks"), "{}", storm.reason);
+    assert!(
+        storm.details.iter().any(|d| d.contains("answers lost")),
+        "{:?}",
+        storm.details
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_skips_the_header_check_fails_the_header_scenarios() {
+    let report = run_against(Flaw::SkipsHeaderCheck, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("rejects-bad-header-secret", "Authorization: Bearer"),
+            ("rejects-missing-auth", "`Authorization` header"),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_answers_202_fails_everything_that_needs_a_200() {
+    let report = run_against(Flaw::Answers202, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("accepts-single", "202 Accepted"),
+            ("accepts-batch", "202 Accepted"),
+            ("answers-exactly-200", "202 Accepted, not 200"),
+            ("unknown-event-accepted", "202 Accepted"),
+            ("ack-latency", "202 Accepted"),
+            ("dedup-redelivery", "202 Accepted"),
+            ("order-preserved", "202 Accepted"),
+            ("survives-retry-storm", "202 Accepted"),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_processes_duplicates_fails_the_dedup_scenarios() {
+    let report = run_against(Flaw::ProcessesDuplicates, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("dedup-redelivery", "was processed 2 times"),
+            ("survives-retry-storm", "processed more than once"),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_slow_on_batches_fails_the_timing_scenarios() {
+    // The receiver takes 10 ms per batched webhook before answering: a batch of 10 answers after
+    // at least 100 ms, a batch of 100 after a second. The limit is 40 ms, so every batch of 10 or
+    // more is past it however fast the machine is.
+    let limits = Limits {
+        batch_answer: Duration::from_millis(40),
+        ..Limits::default()
+    };
+    let report = run_against(Flaw::SlowOnBatches(Duration::from_millis(10)), limits).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("accepts-batch", "no answer within 40 ms"),
+            ("ack-latency", "no answer within 40 ms"),
+            ("survives-retry-storm", "stalled"),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_rejects_unknown_events_fails_the_unknown_event_scenario() {
+    let report = run_against(Flaw::RejectsUnknownEvents, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[("unknown-event-accepted", "422 Unprocessable Entity")],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_reorders_batches_fails_the_order_scenarios() {
+    let report = run_against(Flaw::Reorders, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            (
+                "order-preserved",
+                "process a batch's webhooks in array order",
+            ),
+            ("survives-retry-storm", "out of order"),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_observe_file_the_scenarios_that_need_it_are_skipped_with_the_reason() {
+    let receiver = start(Flaw::None).await;
+    let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap());
+    let report = run::run(settings).await.unwrap();
+    let skipped: BTreeSet<&str> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == Status::Skipped)
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        BTreeSet::from([
+            "dedup-redelivery",
+            "order-preserved",
+            "survives-retry-storm"
+        ])
+    );
+    assert!(reason(&report, "order-preserved").contains("--observe-jsonl"));
+    assert!(reason(&report, "rejects-missing-auth").contains("not checked"));
+    assert_eq!(report.exit_code(), 0, "skips are allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_fails_with_a_reason_naming_the_url() {
+    // Bind a port, then free it: nothing listens there any more.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/webhooks/passfort",
+        listener.local_addr().unwrap()
+    );
+    drop(listener);
+    let settings = Settings::new(&url, Secret::new(SECRET).unwrap()).only(["accepts-single"]);
+    let report = run::run(settings).await.unwrap();
+    assert_eq!(report.exit_code(), 1);
+    assert!(reason(&report, "accepts-single").contains("cannot connect"));
+}
