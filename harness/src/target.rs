@@ -123,7 +123,9 @@ pub fn status_text(status: u16) -> String {
 
 /// Durations in reports are read by people: milliseconds up to a few seconds, then seconds.
 pub fn millis(duration: Duration) -> String {
-    if duration < Duration::from_secs(10) {
+    if duration < Duration::from_millis(10) {
+        format!("{:.1} ms", duration.as_secs_f64() * 1_000.0)
+    } else if duration < Duration::from_secs(1) {
         format!("{} ms", duration.as_millis())
     } else {
         format!("{:.1} s", duration.as_secs_f64())
@@ -288,7 +290,9 @@ mod tests {
     #[test]
     fn statuses_read_like_http() {
         assert_eq!(status_text(202), "202 Accepted");
-        assert_eq!(millis(Duration::from_millis(1500)), "1500 ms");
+        assert_eq!(millis(Duration::from_micros(2_340)), "2.3 ms");
+        assert_eq!(millis(Duration::from_millis(40)), "40 ms");
+        assert_eq!(millis(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(millis(Duration::from_secs(12)), "12.0 s");
     }
 }

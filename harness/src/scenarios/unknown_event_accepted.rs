@@ -38,7 +38,10 @@ impl Scenario for UnknownEventAccepted {
         ];
         let requests = [
             (
-                format!("a webhook with unknown event `{}`", unknown["event"]),
+                format!(
+                    "a webhook with unknown event `{}`",
+                    unknown["event"].as_str().unwrap_or_default()
+                ),
                 unknown.clone(),
                 ctx.limits.patience,
                 vec![id_of(&unknown)],
