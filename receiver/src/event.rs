@@ -238,9 +238,9 @@ pub struct ActionApplication {
     pub other: Map<String, Value>,
 }
 
-/// A task named by a manual action.
+/// A task (in a manual action, or the task whose state changed).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ActionTask {
+pub struct Task {
     /// The task's id.
     pub id: Option<String>,
     /// `INCOMPLETE`, `COMPLETED_PASS`, `COMPLETED_FAIL`.
@@ -248,8 +248,8 @@ pub struct ActionTask {
     /// The task type.
     #[serde(rename = "type")]
     pub task_type: Option<String>,
-    /// The task variant (kept as sent: its shape is not public).
-    pub variant: Option<Value>,
+    /// The task variant.
+    pub variant: Option<Named>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -266,7 +266,7 @@ pub struct ManualAction {
     #[serde(default)]
     pub applications: Vec<ActionApplication>,
     /// The task to complete.
-    pub task: Option<ActionTask>,
+    pub task: Option<Task>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -296,12 +296,14 @@ pub struct ProductBadgeChanged {
     pub application_id: Option<String>,
     /// The product.
     pub product: Option<Named>,
-    /// The new flag, e.g. `READY_FOR_DECISION`.
-    pub new_badge: Option<String>,
+    /// The new flag, e.g. `READY_FOR_DECISION`, `AUTOMATING`, `WAITING_ON_CHECKS`.
+    pub new_flag: Option<String>,
     /// The profile (UUID).
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -312,12 +314,16 @@ pub struct ProductBadgeChanged {
 pub struct RiskLevelChanged {
     /// The product application.
     pub application_id: Option<String>,
+    /// The product.
+    pub product: Option<Named>,
     /// `LOW`, `MEDIUM`, `HIGH`, `UNDETERMINED`.
     pub new_risk_level: Option<String>,
     /// The profile (UUID).
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -326,14 +332,16 @@ pub struct RiskLevelChanged {
 /// `TASK_STATE_CHANGED` data (shape inferred).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TaskStateChanged {
-    /// The task (kept as sent).
-    pub task: Option<Value>,
+    /// The task.
+    pub task: Option<Task>,
     /// `INCOMPLETE`, `COMPLETED_PASS`, `COMPLETED_FAIL`.
     pub new_state: Option<String>,
     /// The profile (UUID).
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -342,14 +350,16 @@ pub struct TaskStateChanged {
 /// `FORM_STATE_CHANGED` data (shape inferred).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FormStateChanged {
-    /// The form (kept as sent).
-    pub form: Option<Value>,
-    /// The form's new state, e.g. created, submitted, approved.
+    /// The form.
+    pub form: Option<Named>,
+    /// The form's new state, e.g. `SUBMITTED`.
     pub new_state: Option<String>,
     /// The profile (UUID).
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -364,6 +374,8 @@ pub struct ProfileStatusChanged {
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -372,14 +384,16 @@ pub struct ProfileStatusChanged {
 /// `TASK_IS_COMPLETE_CHANGED` data (deprecated event, shape inferred).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TaskIsCompleteChanged {
-    /// The task (kept as sent).
-    pub task: Option<Value>,
+    /// The task.
+    pub task: Option<Task>,
     /// Whether the task is now complete.
     pub is_complete: Option<bool>,
     /// The profile (UUID).
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -396,6 +410,8 @@ pub struct CollectionStepsCompleted {
     pub profile_id: Option<String>,
     /// The integrator's own reference for the profile.
     pub customer_ref: Option<String>,
+    /// The API key involved.
+    pub apikey: Option<ApiKey>,
     /// Fields not named here.
     #[serde(flatten)]
     pub other: Map<String, Value>,

@@ -296,6 +296,12 @@ impl RecordingHandler {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets the plan for `id`: it succeeds from now on.
+    pub fn clear(&self, id: &str) -> &Self {
+        self.lock().plans.remove(id);
+        self
+    }
+
     /// Every webhook handled successfully, in order.
     pub fn handled(&self) -> Vec<Job> {
         self.lock().handled.clone()
@@ -324,18 +330,22 @@ impl Handler for RecordingHandler {
             recording
                 .attempts
                 .push((job.webhook.id.clone(), job.attempt));
-            let plan = recording.plans.get(&job.webhook.id).copied();
-            if let Some(Plan::FailTimes(n)) = plan {
-                let next = if n <= 1 {
+            let id = job.webhook.id.clone();
+            let plan = match recording.plans.get(&id).copied() {
+                Some(Plan::FailTimes(0)) => {
+                    recording.plans.remove(&id);
                     None
-                } else {
-                    Some(Plan::FailTimes(n - 1))
-                };
-                match next {
-                    Some(p) => recording.plans.insert(job.webhook.id.clone(), p),
-                    None => recording.plans.remove(&job.webhook.id),
-                };
-            }
+                }
+                Some(Plan::FailTimes(n)) => {
+                    if n == 1 {
+                        recording.plans.remove(&id);
+                    } else {
+                        recording.plans.insert(id, Plan::FailTimes(n - 1));
+                    }
+                    Some(Plan::FailTimes(n))
+                }
+                other => other,
+            };
             if plan.is_none() {
                 recording.handled.push(job.clone());
             }
@@ -351,23 +361,34 @@ impl Handler for RecordingHandler {
     }
 }
 
-/// Wraps a store so that staging a request takes `delay` of virtual time: advances the
-/// [`VirtualClock`] by `delay` (and yields) before staging, so a receiver's deadline can be
-/// shown to fire deterministically.
+/// Wraps a store so that staging a request takes `delay` of virtual time, so a receiver's
+/// deadline can be shown to fire deterministically.
 #[derive(Debug, Clone)]
 pub struct SlowStore<S> {
     inner: S,
     clock: VirtualClock,
     delay: Duration,
+    after: bool,
 }
 
 impl<S: Store> SlowStore<S> {
-    /// `inner`, with staging costing `delay` on `clock`.
+    /// `inner`, with staging costing `delay` on `clock` *before* the inner store is reached:
+    /// the deadline fires while staging is still pending.
     pub fn new(inner: S, clock: VirtualClock, delay: Duration) -> Self {
         Self {
             inner,
             clock,
             delay,
+            after: false,
+        }
+    }
+
+    /// `inner`, with the time spent *after* the inner store has staged everything: staging
+    /// completes, but past the deadline, so the receiver must roll back instead of committing.
+    pub fn after_staging(inner: S, clock: VirtualClock, delay: Duration) -> Self {
+        Self {
+            after: true,
+            ..Self::new(inner, clock, delay)
         }
     }
 }
@@ -381,16 +402,15 @@ fn unavailable() -> StoreError {
 }
 
 macro_rules! delegate_store {
-    ($ty:ty, |$self:ident| $inner:expr, stage => $stage:expr) => {
+    ($ty:ty, |$self:ident, $batch:ident, $at:ident| $inner:expr, stage => $stage:expr) => {
         #[async_trait]
         impl<S: Store> Store for $ty {
             async fn stage(
                 &$self,
-                batch: &Verified<Batch>,
-                received_at: SystemTime,
+                $batch: &Verified<Batch>,
+                $at: SystemTime,
             ) -> Result<Box<dyn Staged>, StoreError> {
-                $stage;
-                $inner.stage(batch, received_at).await
+                $stage
             }
             async fn lease_next(&$self, worker: &str, now: SystemTime, lease_for: Duration) -> Result<Lease, StoreError> {
                 $inner.lease_next(worker, now, lease_for).await
@@ -423,9 +443,16 @@ macro_rules! delegate_store {
     };
 }
 
-delegate_store!(SlowStore<S>, |self| self.inner, stage => {
-    self.clock.advance(self.delay);
-    tokio::task::yield_now().await;
+delegate_store!(SlowStore<S>, |self, batch, at| self.inner, stage => {
+    if !self.after {
+        self.clock.advance(self.delay);
+        tokio::task::yield_now().await;
+    }
+    let staged = self.inner.stage(batch, at).await?;
+    if self.after {
+        self.clock.advance(self.delay);
+    }
+    Ok(staged)
 });
 
 #[async_trait]
