@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::account::{AccountSettings, BatchShape};
 use crate::attempt::{Attempt, Outcome};
-use crate::clock::{Clock, SimClock, SystemClock, VirtualClock};
+use crate::clock::{Clock, SharedClock, SimClock, SystemClock, VirtualClock};
 use crate::event::Webhook;
 use crate::status::{QueueState, RecentFailure, StatusQueue};
 use crate::transport::{Answer, Transport, TransportError};
@@ -168,6 +168,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     clock: SimClock,
+    /// `clock` as a trait object, made once (the answer-limit timer needs one per attempt).
+    shared_clock: SharedClock,
     transport: Box<dyn Transport>,
     wake: Notify,
     driver: tokio::sync::Mutex<()>,
@@ -265,10 +267,12 @@ impl Engine {
             log: Vec::new(),
             keep_log: options.keep_log,
         };
+        let clock: SimClock = clock.into();
         Ok(Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
-                clock: clock.into(),
+                shared_clock: clock.shared(),
+                clock,
                 transport: Box::new(transport),
                 wake: Notify::new(),
                 driver: tokio::sync::Mutex::new(()),
@@ -628,9 +632,8 @@ impl Engine {
         let started = self.now();
         let (request, ids, generation, try_number, limit, batched) = {
             let mut state = self.lock();
-            if state.due().is_none() {
-                return None;
-            }
+            // Nothing to send after all (emptied, disabled or already in flight meanwhile).
+            state.due()?;
             let batched = state.settings.batching;
             let count = if batched {
                 state.settings.max_batch.min(state.queue.len())
@@ -775,10 +778,9 @@ impl Engine {
     /// or a hung receiver resolves without real waiting.
     async fn exchange(&self, request: http::Request<Bytes>, limit: Duration) -> Exchange {
         let clock = &self.shared.clock;
-        let shared_clock = clock.shared();
         let deadline = clock.now() + limit;
         let sent = self.shared.transport.send(request);
-        let guarded = passfort_clock::timeout(&shared_clock, limit, sent);
+        let guarded = passfort_clock::timeout(&self.shared.shared_clock, limit, sent);
         let mut guarded = pin!(guarded);
         let result = match clock {
             SimClock::Real(_) => guarded.await,
