@@ -49,6 +49,7 @@ pub struct Observation {
     ids: Vec<String>,
     counts: HashMap<String, usize>,
     records_with_secret: usize,
+    ids_with_secret: std::collections::HashSet<String>,
 }
 
 impl Observation {
@@ -86,6 +87,11 @@ impl Observation {
     /// forwarding).
     pub fn records_with_secret(&self) -> usize {
         self.records_with_secret
+    }
+
+    /// Whether a record of `id` carried the shared secret verbatim.
+    pub fn carried_secret(&self, id: &str) -> bool {
+        self.ids_with_secret.contains(id)
     }
 
     /// Every processed id, in file order, duplicates included.
@@ -181,6 +187,7 @@ impl Observer {
             if let Some(secret) = &self.secret {
                 if String::from_utf8_lossy(raw).contains(secret.as_str()) {
                     cursor.seen.records_with_secret += 1;
+                    cursor.seen.ids_with_secret.insert(id.clone());
                 }
             }
             *cursor.seen.counts.entry(id.clone()).or_default() += 1;
@@ -302,6 +309,8 @@ mod tests {
         );
         let seen = observer(&dir).watching_for_secret("s3cr3t").read().unwrap();
         assert_eq!(seen.records_with_secret(), 1);
+        assert!(seen.carried_secret("a"));
+        assert!(!seen.carried_secret("b"));
     }
 
     #[tokio::test]

@@ -331,6 +331,7 @@ pub fn registry() -> Vec<Box<dyn Scenario>> {
         Box::new(dedup_redelivery::DedupRedelivery),
         Box::new(order_preserved::OrderPreserved),
         Box::new(survives_retry_storm::SurvivesRetryStorm),
+        Box::new(secret_not_forwarded::SecretNotForwarded),
     ]
 }
 

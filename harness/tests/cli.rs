@@ -44,6 +44,7 @@ fn list_names_every_scenario_with_its_spec_section() {
         "dedup-redelivery",
         "order-preserved",
         "survives-retry-storm",
+        "secret-not-forwarded",
     ] {
         assert!(stdout.lines().any(|l| l.starts_with(id)), "{id}\n{stdout}");
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use passfort_harness::{run, Limits, RunReport, Secret, Settings, Status};
 use receivers::{start, Flaw, SECRET};
 
-const ALL: [&str; 12] = [
+const ALL: [&str; 13] = [
     "accepts-single",
     "accepts-batch",
     "answers-exactly-200",
@@ -23,6 +23,7 @@ const ALL: [&str; 12] = [
     "dedup-redelivery",
     "order-preserved",
     "survives-retry-storm",
+    "secret-not-forwarded",
 ];
 
 async fn run_against(flaw: Flaw, limits: Limits) -> RunReport {
@@ -121,6 +122,7 @@ async fn a_receiver_that_answers_202_fails_everything_that_needs_a_200() {
             ("dedup-redelivery", "202 Accepted"),
             ("order-preserved", "202 Accepted"),
             ("survives-retry-storm", "202 Accepted"),
+            ("secret-not-forwarded", "202 Accepted"),
         ],
     );
 }
@@ -182,6 +184,15 @@ async fn a_receiver_that_reorders_batches_fails_the_order_scenarios() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_forwards_the_secret_fails_the_secret_scenario() {
+    let report = run_against(Flaw::ForwardsSecret, Limits::default()).await;
+    assert_fails_exactly(
+        &report,
+        &[("secret-not-forwarded", "contains the shared secret")],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_observe_file_the_scenarios_that_need_it_are_skipped_with_the_reason() {
     let receiver = start(Flaw::None).await;
     let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap());
@@ -197,7 +208,8 @@ async fn without_an_observe_file_the_scenarios_that_need_it_are_skipped_with_the
         BTreeSet::from([
             "dedup-redelivery",
             "order-preserved",
-            "survives-retry-storm"
+            "survives-retry-storm",
+            "secret-not-forwarded",
         ])
     );
     assert!(reason(&report, "order-preserved").contains("--observe-jsonl"));

@@ -14,8 +14,8 @@ table{border-collapse:collapse;width:100%;margin-top:1rem}\
 th,td{text-align:left;vertical-align:top;padding:.5rem .6rem;border-bottom:1px solid #d0d7de}\
 th{background:#f6f8fa}td.time{white-space:nowrap;text-align:right}\
 .status{font-weight:700;white-space:nowrap}.passed{color:#1a7f37}.warned{color:#9a6700}\
-.failed{color:#cf222e}.skipped{color:#57606a}tr.failed td{background:#ffebe9}\
-tr.warned td{background:#fff8c5}code{font-size:.95em}.desc{color:#57606a;font-size:.9em}\
+.failed{color:#cf222e}.skipped{color:#57606a}tr.row-failed td{background:#ffebe9}\
+tr.row-warned td{background:#fff8c5}td.what{width:42%}code{font-size:.95em}.desc{color:#57606a;font-size:.9em}\
 ul{margin:.3rem 0 0 1rem;padding:0}";
 
 /// The run as a standalone HTML page.
@@ -75,7 +75,7 @@ pub fn html(report: &RunReport) -> String {
         }
         let _ = writeln!(
             out,
-            "<tr class=\"{class}\" id=\"{id}\"><td><code>{id}</code><div class=\"desc\">{desc}</div></td>\
+            "<tr class=\"row-{class}\" id=\"{id}\"><td class=\"what\"><code>{id}</code><div class=\"desc\">{desc}</div></td>\
              <td class=\"status {class}\">{label}</td><td class=\"time\">{time} s</td>\
              <td>{reason}{details}</td></tr>",
             id = escape(&scenario.id),
@@ -127,7 +127,8 @@ mod tests {
         let page = html(&crate::report::tests::sample());
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.ends_with("</html>\n"));
-        assert_eq!(page.matches("<tr class=").count(), 4);
+        assert_eq!(page.matches("<tr class=\"row-").count(), 4);
+        assert_eq!(page.matches("<tr class=\"row-failed\"").count(), 1);
         assert!(page.contains("not ready for PassFort"));
         assert!(!page.contains("<script"));
         assert!(!page.contains("href=\"http"), "no external resources");

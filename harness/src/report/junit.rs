@@ -55,7 +55,7 @@ pub fn junit(report: &RunReport) -> String {
                     body,
                     "\n      <failure message=\"{}\" type=\"scenario-failed\">{}</failure>",
                     escape(&scenario.reason),
-                    escape(&failure_text(scenario))
+                    escape_text(&failure_text(scenario))
                 );
             }
             Status::Skipped => {
@@ -80,7 +80,7 @@ pub fn junit(report: &RunReport) -> String {
         let _ = write!(
             body,
             "\n      <system-out>{}</system-out>",
-            escape(&system_out)
+            escape_text(&system_out)
         );
         let _ = writeln!(out, "{body}\n    </testcase>");
     }
@@ -98,19 +98,29 @@ fn failure_text(scenario: &super::ScenarioReport) -> String {
     text
 }
 
-/// XML-escapes text for both attributes and element content, dropping characters XML 1.0 cannot
-/// carry at all (control characters other than tab, newline and carriage return).
+/// XML-escapes an attribute value, dropping characters XML 1.0 cannot carry at all (control
+/// characters other than tab, newline and carriage return); newlines are kept as `&#10;` so that
+/// a multi-line reason survives attribute normalisation.
 fn escape(text: &str) -> String {
+    escape_with(text, true)
+}
+
+/// XML-escapes element content; newlines stay newlines so CI systems show readable output.
+fn escape_text(text: &str) -> String {
+    escape_with(text, false)
+}
+
+fn escape_with(text: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(c),
+            '"' if attribute => out.push_str("&quot;"),
+            '\'' if attribute => out.push_str("&apos;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\n' | '\t' | '\r' => out.push(c),
             c if (c as u32) < 0x20 => {}
             c => out.push(c),
         }
@@ -140,5 +150,7 @@ mod tests {
         assert!(xml.contains("answered 202 Accepted &quot;oops&quot; &amp; &lt;more&gt;"));
         assert!(!xml.contains("<more>"));
         assert_eq!(escape("a\u{1}b"), "ab");
+        assert_eq!(escape("a\nb"), "a&#10;b");
+        assert_eq!(escape_text("a\n<b>"), "a\n&lt;b&gt;");
     }
 }

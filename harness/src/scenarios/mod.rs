@@ -13,6 +13,7 @@ pub mod rejects_bad_body_secret;
 pub mod rejects_bad_header_secret;
 pub mod rejects_bad_secret_in_batch;
 pub mod rejects_missing_auth;
+pub mod secret_not_forwarded;
 pub mod survives_retry_storm;
 pub mod unknown_event_accepted;
 

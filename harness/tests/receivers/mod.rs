@@ -54,6 +54,8 @@ pub enum Flaw {
     RejectsUnknownEvents,
     /// Processes each batch's webhooks in reverse order.
     Reorders,
+    /// Hands on (writes to the observe file) the whole webhook, `secret` included.
+    ForwardsSecret,
 }
 
 struct App {
@@ -162,7 +164,11 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> S
             if !fresh && app.flaw != Flaw::ProcessesDuplicates {
                 continue;
             }
-            let line = serde_json::json!({"id": id, "event": webhook["event"]});
+            let line = if app.flaw == Flaw::ForwardsSecret {
+                webhook.clone()
+            } else {
+                serde_json::json!({"id": id, "event": webhook["event"]})
+            };
             writeln!(processed.file, "{line}").unwrap();
         }
         processed.file.flush().unwrap();
