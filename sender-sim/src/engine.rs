@@ -54,6 +54,9 @@ pub enum EngineError {
     /// `max_batch` must be at least 1.
     #[error("max_batch must be at least 1")]
     InvalidBatchSize,
+    /// The secret cannot travel in an HTTP header (control characters).
+    #[error("the shared secret must fit in an HTTP header (no control characters)")]
+    InvalidSecret,
 }
 
 /// Why [`Engine::enqueue`] did not queue a webhook.
@@ -85,7 +88,9 @@ pub struct EngineOptions {
     pub keep_log: bool,
     /// Virtual clock only: how long (real time) an in-flight request may make no progress before
     /// the engine moves virtual time to the next registered deadline (a fault's delay, an
-    /// in-process receiver's timer). Lets real work (a database write) finish first.
+    /// in-process receiver's timer). Lets real work (a database write) finish first; each
+    /// simulated delay costs this much real time. `Duration::ZERO` suits receivers that never
+    /// do real I/O (only task switches are then awaited).
     pub quiet: Duration,
     /// Virtual clock only: when the only thing left to wake is the engine's own answer limit,
     /// how long (real time) to let a request over real I/O (e.g. to wiremock) answer before the
@@ -98,7 +103,7 @@ impl Default for EngineOptions {
         Self {
             seed: 0,
             keep_log: true,
-            quiet: Duration::from_millis(10),
+            quiet: Duration::from_millis(50),
             grace: Duration::from_secs(1),
         }
     }
@@ -216,6 +221,10 @@ fn validate(settings: &AccountSettings) -> Result<Uri, EngineError> {
     }
     if settings.max_batch == 0 {
         return Err(EngineError::InvalidBatchSize);
+    }
+    let secret = settings.secret.expose();
+    if http::HeaderValue::from_str(&format!("Bearer {secret}")).is_err() {
+        return Err(EngineError::InvalidSecret);
     }
     parse_endpoint(&settings.endpoint)
 }
