@@ -532,6 +532,13 @@ impl Generator {
         self.with_base(profile, json!({"task": task, "new_state": state}))
     }
 
+    /// `task` (as made by `task()`) moved to `state`.
+    fn task_moved(&self, profile: &Profile, task: &Value, state: &str) -> Value {
+        let mut task = task.clone();
+        task["state"] = json!(state);
+        self.with_base(profile, json!({"task": task, "new_state": state}))
+    }
+
     fn form_state(&mut self, profile: &Profile, state: &str) -> Value {
         let form =
             json!({"id": self.uuid4(), "alias": "source_of_funds", "name": "Source of funds"});
@@ -550,6 +557,10 @@ impl Generator {
 
     fn manual_action(&mut self, profile: &Profile) -> Value {
         let task = self.task("INCOMPLETE");
+        self.manual_action_for(profile, &task)
+    }
+
+    fn manual_action_for(&self, profile: &Profile, task: &Value) -> Value {
         let value = json!({
             "actions": [{
                 "action_type": "COMPLETE_TASK",
@@ -623,13 +634,14 @@ impl Generator {
             let d = self.risk(&profile, level);
             push(self, EventType::RiskLevelChanged, d);
         }
+        let d = self.product_status(&profile, "IN_REVIEW");
+        push(self, EventType::ProductStatusChanged, d);
         if !clean || self.rng.gen_bool(0.3) {
             let d = self.badge(&profile, "REQUIRES_MANUAL_TASK_COMPLETION");
             push(self, EventType::ProductBadgeChanged, d);
-            let d = self.manual_action(&profile);
+            let task = self.task("INCOMPLETE");
+            let d = self.manual_action_for(&profile, &task);
             push(self, EventType::ManualActionRequired, d);
-            let d = self.product_status(&profile, "IN_REVIEW");
-            push(self, EventType::ProductStatusChanged, d);
             if self.rng.gen_bool(0.3) {
                 let d = self.form_state(&profile, "SUBMITTED");
                 push(self, EventType::FormStateChanged, d);
@@ -640,7 +652,7 @@ impl Generator {
                 "COMPLETED_FAIL"
             };
             clean = state == "COMPLETED_PASS";
-            let d = self.task_state(&profile, state);
+            let d = self.task_moved(&profile, &task, state);
             push(self, EventType::TaskStateChanged, d);
             if self.rng.gen_bool(0.1) {
                 let d = self.data(&EventType::TaskIsCompleteChanged, &profile);
@@ -659,7 +671,8 @@ impl Generator {
         let d = self.badge(&profile, "DECIDED");
         push(self, EventType::ProductBadgeChanged, d);
         if !clean && self.rng.gen_bool(0.2) {
-            let d = self.data(&EventType::ProfileStatusChanged, &profile);
+            let status = self.pick(&["SUSPENDED", "BANNED"]);
+            let d = self.with_base(&profile, json!({"new_status": status}));
             push(self, EventType::ProfileStatusChanged, d);
         }
         out

@@ -580,3 +580,87 @@ async fn an_axum_router_plugs_in_as_the_receiver() {
         assert_eq!(body, &webhook.to_json(SECRET));
     }
 }
+
+#[tokio::test]
+async fn the_batch_body_shape_is_a_setting() {
+    let recorder = Recorder::new();
+    let mut s = settings().batched();
+    s.batch_shape = BatchShape::Wrapped {
+        field: "webhooks".into(),
+    };
+    let (clock, engine) = engine_with(s, recorder.transport());
+    let queued = webhooks(3, clock.now());
+    engine.enqueue_all(queued.clone());
+    engine.run_until_empty(Duration::from_secs(60)).await;
+    let body = recorder.seen()[0].json();
+    let items = body["webhooks"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for (item, webhook) in items.iter().zip(&queued) {
+        assert_eq!(item, &webhook.to_json(SECRET));
+    }
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_with_a_reason() {
+    let clock = VirtualClock::new();
+    let transport = Recorder::new().transport();
+    let bad = AccountSettings::new("not a url", Secret::new(SECRET));
+    let error = Engine::new(bad, clock.clone(), Recorder::new().transport()).unwrap_err();
+    assert!(error.to_string().contains("not a url"), "{error}");
+    let mut bad = settings();
+    bad.time_scale = 0.0;
+    assert!(Engine::new(bad, clock.clone(), Recorder::new().transport()).is_err());
+    let bad = AccountSettings::new("http://ok.test/", Secret::new("line\nbreak"));
+    let error = Engine::new(bad, clock.clone(), transport).unwrap_err();
+    assert!(
+        !error.to_string().contains("line"),
+        "the secret is never shown"
+    );
+}
+
+#[tokio::test]
+async fn run_forever_sends_what_other_tasks_enqueue() {
+    let recorder = Recorder::new();
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    let driver = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run_forever().await }
+    });
+    let mut generator = Generator::new(8);
+    for round in 1..=3u64 {
+        engine.enqueue(generator.webhook(EventType::CheckCompleted, clock.now()));
+        // Wait for the event (bounded), not for time.
+        let mut spins = 0;
+        while engine.status().delivered < round {
+            tokio::task::yield_now().await;
+            spins += 1;
+            assert!(spins < 100_000, "the driver never sent round {round}");
+        }
+    }
+    assert_eq!(recorder.seen().len(), 3);
+    driver.abort();
+}
+
+#[tokio::test]
+async fn settings_changes_apply_to_the_next_attempt() {
+    let recorder = Recorder::new();
+    recorder.answer(500);
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    engine.enqueue_all(webhooks(150, clock.now()));
+    engine.step().await.unwrap();
+    engine
+        .update_settings(|s| {
+            s.batching = true;
+            s.secret = Secret::new("rotated");
+        })
+        .unwrap();
+    recorder.answer(200);
+    engine.run_until_empty(Duration::from_secs(3600)).await;
+    let seen = recorder.seen();
+    assert_eq!(seen[1].authorization.as_deref(), Some("Bearer rotated"));
+    assert_eq!(seen[1].ids().len(), 100, "batched from now on");
+    assert!(seen[1].json()[0]["secret"] == "rotated");
+    assert!(engine
+        .update_settings(|s| s.endpoint = "ftp://x".into())
+        .is_err());
+}

@@ -131,3 +131,33 @@ fn the_shape_comparison_can_fail() {
     wrong["timestamp"] = Value::from("1643813836");
     assert!(same_shape("$", &fixture, &wrong).is_err());
 }
+
+#[test]
+fn each_profile_lives_a_plausible_life_in_trigger_order() {
+    let mut generator = Generator::new(17);
+    let mix = generator.mix(3_000, VirtualClock::new().now());
+    assert!(mix.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    let mut statuses: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for webhook in &mix {
+        if webhook.event == EventType::ProductStatusChanged {
+            statuses
+                .entry(webhook.data["profile_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(webhook.data["new_status"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut decided = 0;
+    for (profile, seen) in &statuses {
+        // The mix may cut the last lifecycles short, but never reorders one.
+        let expected = ["APPLIED", "IN_REVIEW"];
+        for (got, want) in seen.iter().zip(expected) {
+            assert_eq!(got, want, "profile {profile}: {seen:?}");
+        }
+        if seen.len() == 3 {
+            assert!(seen[2] == "APPROVED" || seen[2] == "REJECTED", "{seen:?}");
+            decided += 1;
+        }
+        assert!(seen.len() <= 3);
+    }
+    assert!(decided > 100);
+}
