@@ -683,10 +683,14 @@ impl Engine {
             )
         };
 
+        // If this future is dropped mid-request (a driver task aborted, a caller's own timeout),
+        // the head must not stay "in flight" forever: the guard puts it back, due at once.
+        let guard = InFlightGuard { engine: self };
         let exchange = match request {
             Ok(request) => self.exchange(request, limit).await,
             Err(reason) => Exchange::Failed(TransportError::Other(reason)),
         };
+        std::mem::forget(guard);
         let finished = self.now();
         let latency = finished.duration_since(started).unwrap_or_default();
 
@@ -840,6 +844,22 @@ impl Engine {
                 // Nothing registered on the clock at all: only real progress can finish it.
                 return pending.await;
             }
+        }
+    }
+}
+
+/// Clears `in_flight` when an attempt is abandoned before its answer was applied.
+struct InFlightGuard<'a> {
+    engine: &'a Engine,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let now = self.engine.now();
+        let mut state = self.engine.lock();
+        state.in_flight = false;
+        if !state.queue.is_empty() {
+            state.next_send = Some(now);
         }
     }
 }

@@ -664,3 +664,23 @@ async fn settings_changes_apply_to_the_next_attempt() {
         .update_settings(|s| s.endpoint = "ftp://x".into())
         .is_err());
 }
+
+#[tokio::test]
+async fn an_abandoned_attempt_does_not_wedge_the_queue() {
+    let clock = VirtualClock::new();
+    let recorder = Recorder::new();
+    let faults = FaultyTransport::new(recorder.transport(), clock.clone());
+    faults.script([Fault::Hang]);
+    let engine = Engine::new(settings(), clock.clone(), faults).unwrap();
+    engine.enqueue(Generator::new(1).webhook(EventType::CheckCompleted, clock.now()));
+    {
+        // Poll the step until it is waiting on the hung request, then drop it.
+        let step = engine.step();
+        let mut step = std::pin::pin!(step);
+        let polled = futures::poll!(step.as_mut());
+        assert!(polled.is_pending());
+    }
+    assert_eq!(engine.next_due(), Some(clock.now()), "due again at once");
+    let attempt = engine.step().await.unwrap();
+    assert!(attempt.outcome.is_delivered());
+}
