@@ -231,3 +231,32 @@ async fn a_receiver_that_is_down_fails_with_a_reason_naming_the_url() {
     assert_eq!(report.exit_code(), 1);
     assert!(reason(&report, "accepts-single").contains("cannot connect"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_within_the_limit_but_above_the_warning_threshold_warn_without_failing() {
+    // Batches of 10 take at least 100 ms here; the warning threshold is 50 ms and the limits are
+    // PassFort's own, so ack-latency warns (p99 is a batch) but passes.
+    let receiver = start(Flaw::SlowOnBatches(Duration::from_millis(10))).await;
+    let limits = Limits {
+        warn_above: Duration::from_millis(50),
+        latency_requests: 10,
+        ..Limits::default()
+    };
+    let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap())
+        .observe(&receiver.observe)
+        .limits(limits)
+        .only(["ack-latency"]);
+    let report = run::run(settings).await.unwrap();
+    let latency = &report.scenarios[0];
+    assert_eq!(latency.status, Status::Warned, "{}", latency.reason);
+    assert!(latency.reason.contains("above 50 ms"), "{}", latency.reason);
+    assert!(
+        latency
+            .details
+            .iter()
+            .any(|d| d.starts_with("batches of 10 (5)")),
+        "{:?}",
+        latency.details
+    );
+    assert_eq!(report.exit_code(), 0, "a warning is not a failure");
+}
