@@ -40,6 +40,7 @@ pub mod backoff;
 pub mod clock;
 pub mod engine;
 pub mod event;
+pub mod sandbox;
 pub mod send;
 pub mod status;
 pub mod transport;

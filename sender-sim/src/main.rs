@@ -26,7 +26,23 @@ enum Command {
     /// Deliver generated webhooks to URL with PassFort's ordering, batching, time limits and
     /// back-off, on the real clock. The secret comes from PASSFORT_WEBHOOK_SECRET.
     Send(SendArgs),
-    // `Serve` (the web sandbox) goes here, backed by a `sandbox` module of the library.
+    /// A local PassFort sandbox: the Webhook config page, the status queue and a JSON API, with
+    /// the delivery engine on the real clock. The secret is set on the page (or through the
+    /// API); PASSFORT_WEBHOOK_SECRET may seed it.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address for the page and the API (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = passfort_sender_sim::sandbox::DEFAULT_LISTEN)]
+    listen: String,
+    /// Divide back-off waits and the batch cadence by F (not the 5 s / 10 s answer limits).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Keep settings and the queue in this file across restarts.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +94,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Send(args) => run_send(args),
+        Command::Serve(args) => run_serve(args),
     }
 }
 
@@ -132,6 +149,35 @@ fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
         eprintln!("passfort-sim: gave up with webhooks still queued");
         ExitCode::FAILURE
     })
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use passfort_sender_sim::sandbox;
+    let options = sandbox::SandboxOptions {
+        time_scale: args.time_scale,
+        state: args.state,
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default(),
+        initial_secret: send::secret_from_env().ok(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let sandbox = sandbox::open_real(options)?;
+        let listener = sandbox::bind(&args.listen).await?;
+        // The readiness line scripts and tests wait for.
+        println!(
+            "passfort-sim: sandbox listening on {}",
+            sandbox::local_url(&listener)?
+        );
+        sandbox::serve(listener, sandbox).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_progress(progress: &Progress, terminal: bool) {

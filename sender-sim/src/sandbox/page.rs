@@ -1,0 +1,11 @@
+//! The sandbox's web page: plain HTML, CSS and a little vanilla JavaScript, compiled into the
+//! binary so there is no build step and nothing to install next to it.
+
+/// `GET /`.
+pub const INDEX_HTML: &str = include_str!("page/index.html");
+
+/// `GET /style.css`.
+pub const STYLE_CSS: &str = include_str!("page/style.css");
+
+/// `GET /app.js`.
+pub const APP_JS: &str = include_str!("page/app.js");
