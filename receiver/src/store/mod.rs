@@ -45,11 +45,17 @@
 //! Times come from the caller (the receiver's and worker's [`passfort_clock::Clock`]), never from
 //! the database server, so tests drive them with a `VirtualClock`.
 
+mod ordering;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use ordering::{Ordering, UnknownOrdering};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::batch::{Batch, Verified};
@@ -340,8 +346,18 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migration(String),
     /// The database URL names a backend this build does not have.
-    #[error("unsupported database URL (expected sqlite://PATH): {0}")]
+    #[error(
+        "unsupported database URL (expected sqlite://PATH or postgres://USER@HOST/DATABASE): {0}"
+    )]
     UnsupportedUrl(String),
+    /// The backend cannot keep the ordering asked for (per-profile needs PostgreSQL).
+    #[error("{ordering} ordering is not supported by {backend}")]
+    UnsupportedOrdering {
+        /// The ordering asked for.
+        ordering: Ordering,
+        /// The backend that cannot keep it.
+        backend: &'static str,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -350,13 +366,55 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Opens the store a database URL names (`sqlite://PATH`, created if absent, or `sqlite::memory:`).
+/// Opens the store a database URL names (`sqlite://PATH`, created if absent, or `sqlite::memory:`;
+/// `postgres://…` or `postgresql://…` with the `postgres` feature), in global order.
 pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
+    open_with(url, Ordering::Global).await
+}
+
+/// Opens the store a database URL names, leasing in `ordering` (per-profile: PostgreSQL only).
+pub async fn open_with(url: &str, ordering: Ordering) -> Result<SharedStore, StoreError> {
     if url.starts_with("sqlite:") {
+        if ordering != Ordering::Global {
+            return Err(StoreError::UnsupportedOrdering {
+                ordering,
+                backend: "SQLite",
+            });
+        }
         Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if is_postgres(url) {
+        #[cfg(feature = "postgres")]
+        {
+            Ok(Arc::new(PostgresStore::open_with(url, ordering).await?))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            Err(StoreError::UnsupportedUrl(format!(
+                "{} (this build has no `postgres` feature)",
+                url.split('@').next_back().unwrap_or_default()
+            )))
+        }
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// Brings the schema of the database `url` names up to date (what `open` also does), safely
+/// from several processes at once.
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    if is_postgres(url) {
+        #[cfg(feature = "postgres")]
+        {
+            return PostgresStore::migrate(url).await;
+        }
+    }
+    let store = open(url).await?;
+    drop(store);
+    Ok(())
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Milliseconds since the Unix epoch: how stores keep times (before 1970 counts as 0).

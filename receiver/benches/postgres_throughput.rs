@@ -1,0 +1,2 @@
+//! Placeholder until the PostgreSQL throughput benchmark lands (next commit).
+fn main() {}

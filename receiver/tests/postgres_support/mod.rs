@@ -1,0 +1,114 @@
+//! Helpers shared by the PostgreSQL tests: a fresh database per test on the machine's server.
+//!
+//! The server is `postgres://postgres@127.0.0.1:5432` (trust auth), or `PASSFORT_TEST_POSTGRES`
+//! when set. When it cannot be reached the tests fail, loudly: they are never skipped.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// The server the tests run against, without a database name.
+pub fn server() -> String {
+    std::env::var("PASSFORT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A database created for one test and dropped (connections and all) when this is dropped,
+/// whether the test passed or panicked.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+}
+
+async fn admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let url = format!("{}/postgres", server());
+    match sqlx::PgConnection::connect(&url).await {
+        Ok(conn) => conn,
+        Err(e) => panic!(
+            "PostgreSQL is not reachable at {url}: {e}. These tests need it: start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+             (or set PASSFORT_TEST_POSTGRES)"
+        ),
+    }
+}
+
+impl TestDatabase {
+    /// Creates `pf_test_<random>`.
+    pub async fn create() -> Self {
+        let name = format!("pf_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin().await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let url = format!("{}/{name}", server());
+        Self { url, name }
+    }
+
+    /// A fresh schema in this database and the URL whose connections use it: a cheap fresh
+    /// store (creating and dropping databases costs a checkpoint each).
+    pub async fn schema(&self, schema: &str) -> String {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE SCHEMA {schema}: {e}"));
+        let _ = conn.close().await;
+        format!("{}?options[search_path]={schema}", self.url)
+    }
+
+    /// The URL through another host:port (e.g. a proxy), same user and database.
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let server = server();
+        let user = server
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map(|(user, _)| user.to_owned())
+            .unwrap_or_else(|| "postgres".to_owned());
+        format!("postgres://{user}@{addr}/{}", self.name)
+    }
+
+    /// Ends every session on this database, as a server restart or fail-over would.
+    pub async fn terminate_sessions(&self) -> u64 {
+        let mut conn = admin().await;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A runtime of its own: Drop may run inside (or outside) the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut conn = admin().await;
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn),
+                )
+                .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(Ok(_)))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
