@@ -260,3 +260,26 @@ async fn answers_within_the_limit_but_above_the_warning_threshold_warn_without_f
     );
     assert_eq!(report.exit_code(), 0, "a warning is not a failure");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_to_a_forged_request_fails_even_when_nothing_is_processed() {
+    let receiver = start(Flaw::Answers202EvenToForgeries).await;
+    let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap())
+        .observe(&receiver.observe)
+        .only([
+            "rejects-bad-header-secret",
+            "rejects-bad-body-secret",
+            "rejects-missing-auth",
+            "rejects-bad-secret-in-batch",
+        ]);
+    let report = run::run(settings).await.unwrap();
+    for scenario in &report.scenarios {
+        assert_eq!(scenario.status, Status::Failed, "{}", scenario.id);
+        assert!(
+            scenario.reason.contains("answered 202 Accepted to"),
+            "{}: {}",
+            scenario.id,
+            scenario.reason
+        );
+    }
+}

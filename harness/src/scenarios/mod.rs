@@ -44,6 +44,13 @@ pub(crate) async fn must_reject(
                  forge KYC results; {fix}"
             )))
         }
+        Delivery::Answered { status, .. } if (200..300).contains(status) => {
+            return Err(Failure::new(format!(
+                "the target answered {} to {forgery}: a 2xx says it accepted the request, and \
+                 anyone who can reach the endpoint could forge KYC results; {fix}",
+                status_text(*status)
+            )))
+        }
         Delivery::Answered { status, .. } => *status,
         Delivery::NoAnswer { .. } | Delivery::Unreachable { .. } => {
             return Err(Failure::new(format!(

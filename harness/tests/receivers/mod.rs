@@ -46,6 +46,9 @@ pub enum Flaw {
     SkipsHeaderCheck,
     /// Answers `202 Accepted` instead of 200 to everything it accepts.
     Answers202,
+    /// Answers `202 Accepted` to everything, forgeries included, and processes only what it
+    /// verified: the answer alone already says "accepted".
+    Answers202EvenToForgeries,
     /// Processes every delivery, redeliveries included.
     ProcessesDuplicates,
     /// Stores and processes a batch, then takes this long per webhook before answering.
@@ -123,6 +126,9 @@ fn secret_matches(candidate: &str) -> bool {
 }
 
 async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if app.flaw == Flaw::Answers202EvenToForgeries {
+        return answer_202_after_verifying(&app, &headers, &body);
+    }
     if app.flaw != Flaw::SkipsHeaderCheck {
         let bearer = headers
             .get(AUTHORIZATION)
@@ -185,4 +191,34 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> S
     } else {
         StatusCode::OK
     }
+}
+
+/// The [`Flaw::Answers202EvenToForgeries`] receiver: verifies like the reference, processes only
+/// what verified, and answers 202 whatever happened.
+fn answer_202_after_verifying(app: &App, headers: &HeaderMap, body: &Bytes) -> StatusCode {
+    let bearer_ok = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(secret_matches);
+    let webhooks = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(object @ Value::Object(_)) => vec![object],
+        _ => return StatusCode::ACCEPTED,
+    };
+    let bodies_ok = webhooks
+        .iter()
+        .all(|webhook| webhook["secret"].as_str().is_some_and(secret_matches));
+    if bearer_ok && bodies_ok {
+        let mut processed = app.processed.lock().unwrap();
+        for webhook in &webhooks {
+            let id = webhook["id"].as_str().unwrap_or_default().to_owned();
+            if processed.seen.insert(id.clone()) {
+                let line = serde_json::json!({"id": id, "event": webhook["event"]});
+                writeln!(processed.file, "{line}").unwrap();
+            }
+        }
+        processed.file.flush().unwrap();
+    }
+    StatusCode::ACCEPTED
 }
