@@ -533,6 +533,7 @@ async fn same_seed_same_clock_same_attempt_log_byte_for_byte() {
     let a = scripted_run(42).await;
     let b = scripted_run(42).await;
     assert!(a.lines().count() >= 10);
+    assert!(!a.contains(SECRET), "the secret never reaches the attempt log");
     assert_eq!(a, b);
     let c = scripted_run(43).await;
     assert_ne!(a, c, "a different seed changes ids and cadence");
@@ -683,4 +684,11 @@ async fn an_abandoned_attempt_does_not_wedge_the_queue() {
     assert_eq!(engine.next_due(), Some(clock.now()), "due again at once");
     let attempt = engine.step().await.unwrap();
     assert!(attempt.outcome.is_delivered());
+}
+
+#[test]
+fn the_secret_never_shows_in_debug_output() {
+    let shown = format!("{:?}", settings());
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("Secret(***)"));
 }
