@@ -533,7 +533,10 @@ async fn same_seed_same_clock_same_attempt_log_byte_for_byte() {
     let a = scripted_run(42).await;
     let b = scripted_run(42).await;
     assert!(a.lines().count() >= 10);
-    assert!(!a.contains(SECRET), "the secret never reaches the attempt log");
+    assert!(
+        !a.contains(SECRET),
+        "the secret never reaches the attempt log"
+    );
     assert_eq!(a, b);
     let c = scripted_run(43).await;
     assert_ne!(a, c, "a different seed changes ids and cadence");
