@@ -76,7 +76,7 @@ pub enum BatchShape {
 
 /// Everything the engine needs to know about one account.
 ///
-/// Defaults follow the spec: enabled, no batching, array batches of at most 100 about every
+/// Defaults follow the spec: enabled, `POST` with `application/json`, no batching, array batches of at most 100 about every
 /// 0–10 s, answer limits 5 s (batched) / 10 s (unbatched), PassFort's back-off, and the queue
 /// kept across a disable (set [`AccountSettings::drop_queue_on_disable`] to show the documented
 /// loss).
@@ -88,6 +88,10 @@ pub struct AccountSettings {
     pub secret: Secret,
     /// "Endpoint": the URL requests are sent to.
     pub endpoint: String,
+    /// The request method. `POST` is inferred (every public consumer found uses a JSON POST).
+    pub method: http::Method,
+    /// The `Content-Type` header. `application/json` is inferred.
+    pub content_type: String,
     /// "Enabled events".
     pub enabled_events: EnabledEvents,
     /// Batching on or off.
@@ -120,6 +124,8 @@ impl AccountSettings {
             enabled: true,
             secret,
             endpoint: endpoint.into(),
+            method: http::Method::POST,
+            content_type: "application/json".to_owned(),
             enabled_events: EnabledEvents::All,
             batching: false,
             batch_shape: BatchShape::Array,

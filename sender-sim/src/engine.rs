@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, StatusCode, Uri};
+use http::{StatusCode, Uri};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
@@ -57,6 +57,9 @@ pub enum EngineError {
     /// The secret cannot travel in an HTTP header (control characters).
     #[error("the shared secret must fit in an HTTP header (no control characters)")]
     InvalidSecret,
+    /// The content type is not a valid header value.
+    #[error("invalid content type {0:?}")]
+    InvalidContentType(String),
 }
 
 /// Why [`Engine::enqueue`] did not queue a webhook.
@@ -225,6 +228,11 @@ fn validate(settings: &AccountSettings) -> Result<Uri, EngineError> {
     let secret = settings.secret.expose();
     if http::HeaderValue::from_str(&format!("Bearer {secret}")).is_err() {
         return Err(EngineError::InvalidSecret);
+    }
+    if http::HeaderValue::from_str(&settings.content_type).is_err() {
+        return Err(EngineError::InvalidContentType(
+            settings.content_type.clone(),
+        ));
     }
     parse_endpoint(&settings.endpoint)
 }
@@ -663,9 +671,9 @@ impl Engine {
                 .collect();
             let request = body.and_then(|body| {
                 http::Request::builder()
-                    .method(Method::POST)
+                    .method(state.settings.method.clone())
                     .uri(state.uri.clone())
-                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_TYPE, state.settings.content_type.as_str())
                     .header(AUTHORIZATION, format!("Bearer {}", secret.expose()))
                     .body(body)
                     .map_err(|e| e.to_string())

@@ -299,11 +299,24 @@ const TASK_TYPES: [&str; 3] = [
     "VERIFY_SOURCE_OF_FUNDS",
 ];
 
+/// Which kind of UUID webhook ids are. Version 1 (time-based, embedding `timestamp`) is what
+/// the one real-looking sample shows, but it is inferred; version 4 lets a test show that a
+/// receiver assumes nothing about ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdStyle {
+    /// Time-based: the embedded time is the webhook's `timestamp`.
+    #[default]
+    V1,
+    /// Random (from the generator's seed).
+    V4,
+}
+
 /// A seeded source of realistic webhooks: same seed, same webhooks (ids included).
 #[derive(Debug, Clone)]
 pub struct Generator {
     rng: ChaCha8Rng,
     ids: IdMinter,
+    id_style: IdStyle,
     apikey: String,
 }
 
@@ -313,7 +326,21 @@ impl Generator {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
             ids: IdMinter::new(seed),
+            id_style: IdStyle::V1,
             apikey: "production key".to_owned(),
+        }
+    }
+
+    /// Mints ids of `style` from now on.
+    pub fn with_id_style(mut self, style: IdStyle) -> Self {
+        self.id_style = style;
+        self
+    }
+
+    fn mint(&mut self, timestamp: u64) -> Uuid {
+        match self.id_style {
+            IdStyle::V1 => self.ids.mint(timestamp),
+            IdStyle::V4 => self.uuid4(),
         }
     }
 
@@ -587,7 +614,7 @@ impl Generator {
     pub fn webhook_with_data(&mut self, event: EventType, at: SystemTime, data: Value) -> Webhook {
         let timestamp = unix_seconds(at);
         Webhook {
-            id: self.ids.mint(timestamp),
+            id: self.mint(timestamp),
             event,
             timestamp,
             data,
@@ -699,7 +726,7 @@ impl Generator {
             .map(|(t, event, data)| {
                 let timestamp = end_secs.saturating_sub(last - t);
                 Webhook {
-                    id: self.ids.mint(timestamp),
+                    id: self.mint(timestamp),
                     event,
                     timestamp,
                     data,

@@ -50,7 +50,7 @@ pub use attempt::{Attempt, Outcome};
 pub use backoff::BackoffSchedule;
 pub use clock::SimClock;
 pub use engine::{Engine, EngineError, EngineOptions, Enqueued, RunOutcome};
-pub use event::{EventType, Generator, IdMinter, Webhook};
+pub use event::{EventType, Generator, IdMinter, IdStyle, Webhook};
 pub use status::{QueueState, RecentFailure, StatusQueue};
 pub use transport::{
     Answer, Fault, FaultyTransport, FnTransport, HttpTransport, ServiceTransport, Transport,

@@ -695,3 +695,26 @@ fn the_secret_never_shows_in_debug_output() {
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains("Secret(***)"));
 }
+
+#[tokio::test]
+async fn the_inferred_method_and_content_type_are_settings() {
+    let recorder = Recorder::new();
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    engine.enqueue(Generator::new(1).webhook(EventType::CheckCompleted, clock.now()));
+    engine.run_until_empty(Duration::from_secs(60)).await;
+    let mut s = settings();
+    s.method = http::Method::PUT;
+    s.content_type = "application/json; charset=utf-8".into();
+    let (clock, engine) = engine_with(s, recorder.transport());
+    engine.enqueue(Generator::new(1).webhook(EventType::CheckCompleted, clock.now()));
+    engine.run_until_empty(Duration::from_secs(60)).await;
+    let seen = recorder.seen();
+    assert_eq!(seen[0].method, http::Method::POST);
+    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(seen[0].uri, "http://receiver.test/webhooks/passfort");
+    assert_eq!(seen[1].method, http::Method::PUT);
+    assert_eq!(
+        seen[1].content_type.as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+}

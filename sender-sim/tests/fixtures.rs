@@ -161,3 +161,14 @@ fn each_profile_lives_a_plausible_life_in_trigger_order() {
     }
     assert!(decided > 100);
 }
+
+#[test]
+fn ids_can_be_random_uuids_instead() {
+    use passfort_sender_sim::IdStyle;
+    let at = VirtualClock::new().now();
+    let mut generator = Generator::new(18).with_id_style(IdStyle::V4);
+    let webhooks = generator.mix(50, at);
+    assert!(webhooks.iter().all(|w| w.id.get_version_num() == 4));
+    let again = Generator::new(18).with_id_style(IdStyle::V4).mix(50, at);
+    assert_eq!(webhooks, again, "still seeded");
+}
