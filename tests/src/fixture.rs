@@ -41,8 +41,8 @@ pub fn file_for(event: &str) -> String {
 }
 
 /// Whether `actual` has the shape of `expected`: the same JSON type at every level, the same
-/// keys in every object, and every array element shaped like the expected array's first
-/// element. A `null` on either side matches anything (PassFort's nullable fields, e.g.
+/// keys in every object, array elements shaped like the expected ones (element by element
+/// when the lengths agree, else like the expected array's first element). A `null` on either side matches anything (PassFort's nullable fields, e.g.
 /// `customer_ref` and `user`). Values themselves never matter.
 ///
 /// The error names the first difference by its JSON path.
@@ -52,6 +52,13 @@ pub fn same_shape(path: &str, expected: &Value, actual: &Value) -> Result<(), St
         (Value::Bool(_), Value::Bool(_))
         | (Value::Number(_), Value::Number(_))
         | (Value::String(_), Value::String(_)) => Ok(()),
+        // Same length: element by element (arrays may mix types, like the unknown event's
+        // `unexpected`); otherwise every element against the fixture's first.
+        (Value::Array(expected), Value::Array(actual)) if expected.len() == actual.len() => expected
+            .iter()
+            .zip(actual)
+            .enumerate()
+            .try_for_each(|(i, (e, a))| same_shape(&format!("{path}[{i}]"), e, a)),
         (Value::Array(expected), Value::Array(actual)) => match expected.first() {
             Some(model) => actual
                 .iter()
