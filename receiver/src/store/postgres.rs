@@ -135,7 +135,9 @@ impl PostgresStore {
     pub async fn migrate(url: &str) -> Result<(), StoreError> {
         let options = options_of(url)?;
         let mut conn = PgConnection::connect_with(&options).await?;
-        let result = MIGRATOR.run(&mut conn).await;
+        // `run_direct`, not `run`: `run`'s future is not `Send` for every lifetime, so a store
+        // could not be opened inside `tokio::spawn`.
+        let result = MIGRATOR.run_direct(&mut conn).await;
         // Closing the session releases sqlx's advisory lock whatever happened.
         let _ = conn.close().await;
         result.map_err(|e| StoreError::Migration(e.to_string()))
