@@ -132,7 +132,8 @@ async fn one_event_type_with_a_data_file_in_a_batch() {
 #[tokio::test]
 async fn it_gives_up_with_exit_code_1_and_shows_a_stalled_queue() {
     let server = server(500).await;
-    // An hour of simulated time at 100 000× is 36 ms of real time.
+    // A day of simulated time at 100 000× is 0.86 s of real time: the first back-off waits are
+    // 0.3 ms, 0.6 ms, …, so the head is tried many times before the run gives up.
     let out = passfort_sim(
         &[
             "send",
@@ -145,7 +146,7 @@ async fn it_gives_up_with_exit_code_1_and_shows_a_stalled_queue() {
             "--time-scale",
             "100000",
             "--give-up-after",
-            "1h",
+            "1day",
             "--json",
         ],
         Some(SECRET),
