@@ -355,6 +355,29 @@ async fn trigger(client: &Client, event: &str, count: u32) {
         .unwrap();
 }
 
+/// The status once the next scheduled retry is at least `MARGIN` away, so a button pressed now
+/// acts before the back-off would: when the retry is closer, waits (bounded) for it to fail and
+/// the next, twice as long, back-off to start.
+async fn status_with_margin(url: &str) -> Value {
+    const MARGIN: f64 = 1.5;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = api(url, "api/status").await;
+        assert_eq!(status["state"], "Stalled", "{status}");
+        if status["next_retry_in_seconds"].as_f64().unwrap_or(0.0) >= MARGIN {
+            return status;
+        }
+        let attempts = status["totals"]["attempts"].as_u64().unwrap();
+        loop {
+            assert!(Instant::now() < deadline, "no margin before the next retry");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if api(url, "api/status").await["totals"]["attempts"].as_u64() > Some(attempts) {
+                break;
+            }
+        }
+    }
+}
+
 fn parse_time(rfc3339: &str) -> SystemTime {
     humantime::parse_rfc3339(rfc3339).unwrap()
 }
@@ -494,6 +517,7 @@ async fn page_configures_delivers_stalls_refreshes_and_retries() {
     screenshot(&client, "03-stalled").await;
 
     // -- Refresh clears Recent failures; the queue stays stalled.
+    status_with_margin(&url).await;
     client
         .find(Locator::Id("status-refresh"))
         .await
@@ -522,9 +546,8 @@ async fn page_configures_delivers_stalls_refreshes_and_retries() {
     screenshot(&client, "04-refreshed").await;
 
     // -- The receiver is back; Retry sends at once instead of at the scheduled retry.
+    let before = status_with_margin(&url).await;
     receiver.restart().await;
-    let before = api(&url, "api/status").await;
-    assert_eq!(before["state"], "Stalled", "{before}");
     let scheduled = parse_time(before["next_retry"].as_str().unwrap());
     let failed_seq = before["totals"]["attempts"].as_u64().unwrap();
     client
