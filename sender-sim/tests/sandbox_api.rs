@@ -788,3 +788,24 @@ fn the_secret_is_never_a_command_line_argument() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--secret"));
 }
+
+#[test]
+fn bad_flags_stop_serve_with_a_clear_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_passfort-sim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--time-scale", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("time scale"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_passfort-sim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--state"])
+        .arg(dir.path().join("no-such-dir").join("state.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("state file"), "{stderr}");
+}

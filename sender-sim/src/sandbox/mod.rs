@@ -302,9 +302,26 @@ impl Sandbox {
         }
     }
 
+    /// Writes `state` on a blocking thread (the write ends with an fsync), so the web server
+    /// and the delivery loop keep running meanwhile.
+    async fn write(&self, state: SavedState) -> Result<(), SandboxError> {
+        let Some(store) = self.inner.store.clone() else {
+            return Ok(());
+        };
+        let path = store.path().to_owned();
+        tokio::task::spawn_blocking(move || store.save(&state))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SandboxError::StateFile {
+                    path,
+                    reason: format!("the writer stopped: {e}"),
+                })
+            })
+    }
+
     async fn save_logged(&self) {
         let _writes = self.inner.writes.lock().await;
-        let result = self.save_now();
+        let result = self.write(self.snapshot(&[])).await;
         *lock(&self.inner.save_error) = result.err().map(|e| e.to_string());
     }
 
@@ -324,7 +341,7 @@ impl Sandbox {
             })
             .map_err(|e| ChangeError::Invalid(e.to_string()))?;
         self.inner.engine.set_enabled(next.enabled);
-        let saved = self.save_now();
+        let saved = self.write(self.snapshot(&[])).await;
         *lock(&self.inner.save_error) = saved.as_ref().err().map(|e| e.to_string());
         self.kick();
         saved.map_err(ChangeError::Save)?;
@@ -351,11 +368,9 @@ impl Sandbox {
                 accepted.len()
             )));
         }
-        if let Some(store) = &self.inner.store {
-            store
-                .save(&self.snapshot(&accepted))
-                .map_err(ChangeError::Save)?;
-        }
+        self.write(self.snapshot(&accepted))
+            .await
+            .map_err(ChangeError::Save)?;
         self.inner.engine.enqueue_all(accepted);
         self.kick();
         Ok(triggered)
