@@ -51,6 +51,7 @@ async fn no_secret_or_token_is_ever_logged() {
     let hooks: Vec<WebhookBuilder> = (0..4).map(|_| testing::check_completed()).collect();
     passfort_sends(&relay, &hooks[0].json()).await;
     run(&relay).await;
+    tracing::debug!(relay = ?relay, "holding a token");
     sf.expire_session();
     sf.set_down(true);
     passfort_sends(&relay, &testing::batch_body(&hooks[1..])).await;
@@ -68,6 +69,8 @@ async fn no_secret_or_token_is_ever_logged() {
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("webhook forwarded to Salesforce"), "{text}");
     assert!(text.contains("Salesforce session expired"), "{text}");
+    // The relay's Debug (with its cached token) was logged, redacted.
+    assert!(text.contains("AccessToken { value: \"***\""), "{text}");
     let issued = sf.issued();
     assert!(issued.len() >= 2);
     for secret in [testing::SECRET, CLIENT_SECRET]
