@@ -147,6 +147,26 @@ async function saveConfig(event) {
 
 // ---- Status queue --------------------------------------------------------------------------
 
+// The endpoint's answer in short ("HTTP 503", "connection refused"), the whole error on demand.
+function answerCell(row, status, error, outcome) {
+  const td = cell(row, "", "answer");
+  const short = document.createElement("span");
+  short.className = "short";
+  const head = error ? error.split(": ")[0] : outcome;
+  short.textContent = status !== null ? `HTTP ${status}` : head;
+  td.appendChild(short);
+  if (error && error !== head) {
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "details";
+    details.appendChild(summary);
+    const full = document.createElement("span");
+    full.textContent = error;
+    details.appendChild(full);
+    td.appendChild(details);
+  }
+}
+
 function showStatus(status) {
   const queue = $("status-queue");
   queue.dataset.state = status.state;
@@ -188,12 +208,14 @@ function showStatus(status) {
     row.dataset.test = "recent-failure";
     row.dataset.outcome = failure.outcome;
     cell(row, clock(failure.failed_at));
-    cell(row, failure.event);
+    const event = cell(row, "", "event");
+    // Let long event names break after an underscore rather than mid-word.
+    failure.event.split("_").forEach((part, i, parts) => {
+      event.append(part + (i < parts.length - 1 ? "_" : ""));
+      if (i < parts.length - 1) event.appendChild(document.createElement("wbr"));
+    });
     cell(row, failure.webhook_id, "ids");
-    const answer = failure.status !== null
-      ? `HTTP ${failure.status}${failure.error ? " — " + failure.error : ""}`
-      : (failure.error || failure.outcome);
-    cell(row, answer, "answer");
+    answerCell(row, failure.status, failure.error, failure.outcome);
     body.appendChild(row);
   }
   body.dataset.count = String(status.recent_failures.length);
