@@ -6,7 +6,7 @@
 //!
 //! | event | what the application does |
 //! |---|---|
-//! | `PRODUCT_STATUS_CHANGED` | sets the customer's KYC status (or keeps the webhook if no customer matches) |
+//! | `PRODUCT_STATUS_CHANGED` | sets the customer's KYC status (or keeps the webhook if no customer matches, or it has no `new_status`) |
 //! | `CHECK_COMPLETED` | records the check's result |
 //! | an event this library does not know | logs it and keeps it whole in `kept_events` |
 //! | any other known event | logs it at debug level; nothing to do here |
@@ -20,6 +20,8 @@ use passfort_receiver::{Event, Handler, HandlerError, Job};
 
 /// Why a webhook about no known customer was kept.
 pub const NO_CUSTOMER: &str = "no customer with this customer_ref or profile_id";
+/// Why a status change without a `new_status` was kept.
+pub const NO_STATUS: &str = "status change without new_status";
 /// Why an unknown event was kept.
 pub const UNKNOWN_EVENT: &str = "event not known to this application";
 
@@ -46,10 +48,13 @@ impl Handler for CustomerSync {
                     .customers
                     .find(change.customer_ref.as_deref(), change.profile_id.as_deref())
                     .await?;
-                let (Some(customer), Some(status)) = (customer, change.new_status.as_deref())
-                else {
+                let Some(customer) = customer else {
                     tracing::warn!(id = %webhook.id, "status change for no known customer; kept");
                     return self.keep(job, NO_CUSTOMER).await;
+                };
+                let Some(status) = change.new_status.as_deref() else {
+                    tracing::warn!(id = %webhook.id, "status change without new_status; kept");
+                    return self.keep(job, NO_STATUS).await;
                 };
                 let product = change.product.as_ref().and_then(|p| p.alias.as_deref());
                 self.customers

@@ -2,7 +2,7 @@
 //! what the README says for each kind of event, idempotently.
 
 use axum::body::Body;
-use embed_axum::passfort::{NO_CUSTOMER, UNKNOWN_EVENT};
+use embed_axum::passfort::{NO_CUSTOMER, NO_STATUS, UNKNOWN_EVENT};
 use embed_axum::{App, Customer, CustomerSync, Customers, NewCustomer};
 use passfort_clock::VirtualClock;
 use passfort_receiver::testing::{self, WebhookBuilder};
@@ -141,6 +141,8 @@ async fn the_handler_acts_on_each_event_kind_once() {
     let stranger = testing::product_status_changed().data(json!({
         "customer_ref": "CUST-999", "profile_id": "p-999", "new_status": "APPROVED"
     }));
+    let no_status = testing::product_status_changed()
+        .data(json!({"customer_ref": "CUST-001", "application_id": "app-3"}));
     let check = testing::check_completed();
     let unknown = testing::unknown_event("TASK_CREATED");
     let other_known = testing::collected_data_updated();
@@ -153,6 +155,7 @@ async fn the_handler_acts_on_each_event_kind_once() {
         &stranger,
         &other_known,
         &rejected,
+        &no_status,
     ] {
         for _ in 0..2 {
             sync.handle(&job(hook)).await.unwrap();
@@ -181,6 +184,7 @@ async fn the_handler_acts_on_each_event_kind_once() {
         [
             (unknown.get_id(), "TASK_CREATED", UNKNOWN_EVENT),
             (stranger.get_id(), "PRODUCT_STATUS_CHANGED", NO_CUSTOMER),
+            (no_status.get_id(), "PRODUCT_STATUS_CHANGED", NO_STATUS),
         ]
     );
     let payload: Value = serde_json::from_str(&kept[0].payload).unwrap();

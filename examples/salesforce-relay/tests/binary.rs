@@ -19,15 +19,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_salesforce-relay");
 const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Running {
-    child: Child,
+    child: Option<Child>,
     url: String,
     output: Arc<Mutex<String>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -71,7 +73,7 @@ fn start(sf: &MockSalesforce, db: &Path) -> Running {
         .recv_timeout(PATIENCE)
         .unwrap_or_else(|_| panic!("no readiness line; output:\n{}", output.lock().unwrap()));
     Running {
-        child,
+        child: Some(child),
         url: format!("http://{addr}"),
         output,
     }
@@ -125,7 +127,7 @@ fn assert_no_secrets(output: &str, sf: &MockSalesforce) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relays_over_http_and_answers_healthz() {
+async fn relays_over_http_answers_healthz_and_stops_on_sigterm() {
     let sf = MockSalesforce::start().await;
     let dir = tempfile::tempdir().unwrap();
     let relay = start(&sf, &dir.path().join("relay.db"));
@@ -157,6 +159,23 @@ async fn relays_over_http_and_answers_healthz() {
     for call in sf.calls() {
         assert!(call.json().get("secret").is_none());
     }
+    // SIGTERM: stops accepting, finishes what is in hand, exits 0.
+    let mut relay = relay;
+    let killed = Command::new("kill")
+        .args(["-TERM", &relay.child.as_ref().unwrap().id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    let mut child = relay.child.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait().unwrap());
+    });
+    let status = exit_rx
+        .recv_timeout(PATIENCE)
+        .expect("the relay did not stop on SIGTERM");
+    assert!(status.success(), "{status:?}");
+
     let output = relay.output.lock().unwrap().clone();
     assert!(
         output.contains("webhook forwarded to Salesforce"),
