@@ -8,7 +8,7 @@ use crate::http::Receiver;
 use crate::secret::{SecretError, SecretSet};
 use crate::sink::{Sink, SinkError};
 use crate::status::Report;
-use crate::store::{self, SharedStore, StoreError};
+use crate::store::{self, Ordering, SharedStore, StoreError};
 use crate::worker::{RetryPolicy, Worker};
 use passfort_clock::{Clock, SystemClock};
 use std::future::Future;
@@ -124,6 +124,8 @@ pub struct ServeConfig {
     pub batch_deadline: Duration,
     /// Store deadline for a single webhook.
     pub single_deadline: Duration,
+    /// Which webhooks the in-process worker keeps in order (per-profile: PostgreSQL only).
+    pub ordering: Ordering,
 }
 
 /// Everything `work` needs.
@@ -137,6 +139,35 @@ pub struct WorkConfig {
     pub retry: RetryPolicy,
     /// How often to look for new webhooks.
     pub poll_interval: Duration,
+    /// Exit once nothing is due (queue empty, or the head waiting for a retry) instead of
+    /// running until a signal: for cron-style processing and scripts.
+    pub until_idle: bool,
+    /// Which webhooks wait for which (per-profile: PostgreSQL only).
+    pub ordering: Ordering,
+    /// How long a lease lasts: after a crash another worker takes over once it expires.
+    pub lease: Duration,
+    /// The worker's name in leases (default: see [`default_worker_name`]).
+    pub worker_name: Option<String>,
+}
+
+/// The name a worker of this process leases under. On SQLite (one worker per file, normally)
+/// it is fixed (`work`, `serve`), so a restarted worker takes over its own lease at once; on
+/// PostgreSQL, where several workers share the queue, it is unique per process, so that two
+/// workers never share a lease.
+pub fn default_worker_name(role: &str, database: &str) -> String {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        format!("{role}-{}-{}", std::process::id(), &unique[..8])
+    } else {
+        role.to_owned()
+    }
+}
+
+/// Brings the database schema up to date and says so (`passfort-receiver migrate`); safe to
+/// run from several replicas at once.
+pub async fn migrate(database: &str) -> Result<String, CommandError> {
+    store::migrate(database).await?;
+    Ok("database schema is up to date\n".to_owned())
 }
 
 /// Receives until `shutdown` completes, then stops accepting, finishes the requests in flight,
@@ -146,7 +177,7 @@ pub async fn serve<F>(config: ServeConfig, shutdown: F) -> Result<(), CommandErr
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let store = store::open(&config.database).await?;
+    let store = store::open_with(&config.database, config.ordering).await?;
     let handler = if config.worker {
         Some(config.sink.open()?)
     } else {
@@ -172,7 +203,7 @@ where
                 .receiver(&receiver)
                 .handler(handler)
                 .retry(config.retry)
-                .name("serve")
+                .name(default_worker_name("serve", &config.database))
                 .build()
                 .map_err(|e| CommandError::Build(e.to_string()))?
                 .spawn(),
@@ -227,14 +258,20 @@ pub async fn work<F>(config: WorkConfig, shutdown: F) -> Result<(), CommandError
 where
     F: Future<Output = ()> + Send,
 {
-    let store = store::open(&config.database).await?;
+    let store = store::open_with(&config.database, config.ordering).await?;
     let handler = config.sink.open()?;
     let worker = Worker::builder()
         .shared_store(store)
         .handler(handler)
         .retry(config.retry)
         .poll_interval(config.poll_interval)
-        .name("work")
+        .name(
+            config
+                .worker_name
+                .clone()
+                .unwrap_or_else(|| default_worker_name("work", &config.database)),
+        )
+        .lease(config.lease)
         .build()
         .map_err(|e| CommandError::Build(e.to_string()))?;
     tracing::info!(database = %config.database, sink = %config.sink, "passfort-receiver working");
@@ -242,6 +279,16 @@ where
         "passfort-receiver ready worker database={}",
         config.database
     );
+    if config.until_idle {
+        let drained = worker.run_until_idle().await?;
+        tracing::info!(
+            done = drained.done,
+            retried = drained.retried,
+            dead_lettered = drained.dead_lettered,
+            "nothing due; exiting"
+        );
+        return Ok(());
+    }
     worker.run_until(shutdown).await;
     tracing::info!("passfort-receiver worker stopped");
     Ok(())

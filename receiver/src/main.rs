@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use passfort_receiver::command::{self, ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
 use passfort_receiver::sink::Sink;
+use passfort_receiver::store::Ordering;
 use passfort_receiver::RetryPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ enum Command {
         /// Store deadline for a single-webhook request.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "4s")]
         single_deadline: Duration,
+        /// What the in-process worker keeps in order: global, or per-profile (PostgreSQL only).
+        #[arg(long, default_value = "global")]
+        ordering: Ordering,
         #[command(flatten)]
         retry: RetryArgs,
     },
@@ -100,8 +104,30 @@ enum Command {
         /// How often to look for new webhooks.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
         poll_interval: Duration,
+        /// Exit once nothing is due (queue empty or head waiting for a retry).
+        #[arg(long)]
+        until_idle: bool,
+        /// What to keep in order: global (every webhook), or per-profile (each profile's
+        /// webhooks; profiles in parallel across workers; PostgreSQL only). Every worker on
+        /// one database must use the same.
+        #[arg(long, default_value = "global")]
+        ordering: Ordering,
+        /// How long a worker holds a webhook: if it dies, another takes over after this.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+        lease: Duration,
+        /// This worker's name in leases (default: `work` on SQLite, unique per process on
+        /// PostgreSQL).
+        #[arg(long)]
+        worker_name: Option<String>,
         #[command(flatten)]
         retry: RetryArgs,
+    },
+    /// Create or update the database schema, then exit (also done by serve and work at
+    /// start); safe to run from several replicas at once.
+    Migrate {
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
     },
     /// Show the queue: depth, last received/processed, dead letters, recent failures.
     Status {
@@ -143,6 +169,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -173,6 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
             body_limit,
             batch_deadline,
             single_deadline,
+            ordering,
             retry,
         } => {
             let secrets = command::secrets_from_env(secret_file.as_deref())?;
@@ -188,6 +216,7 @@ async fn run(cli: Cli) -> Result<()> {
                 body_limit,
                 batch_deadline,
                 single_deadline,
+                ordering,
             };
             command::serve(config, shutdown_signal()).await?;
         }
@@ -195,6 +224,10 @@ async fn run(cli: Cli) -> Result<()> {
             database,
             sink,
             poll_interval,
+            until_idle,
+            ordering,
+            lease,
+            worker_name,
             retry,
         } => {
             let config = WorkConfig {
@@ -202,8 +235,15 @@ async fn run(cli: Cli) -> Result<()> {
                 sink,
                 retry: retry.policy(),
                 poll_interval,
+                until_idle,
+                ordering,
+                lease,
+                worker_name,
             };
             command::work(config, shutdown_signal()).await?;
+        }
+        Command::Migrate { database } => {
+            print!("{}", command::migrate(&database).await?);
         }
         Command::Status { database, json } => {
             print!("{}", command::status(&database, json).await?);

@@ -533,13 +533,24 @@ impl Worker {
         F: Future<Output = ()>,
     {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
+        // Announce an empty queue once per stretch of work (and once at start): operators and
+        // the binary's tests watch for it.
+        let mut handled_since_empty: Option<u64> = Some(0);
         loop {
             if shutdown.as_mut().now_or_never().is_some() {
                 return;
             }
             let wait_until = match self.step().await {
-                Ok(Step::Handled { .. }) => continue,
+                Ok(Step::Handled { .. }) => {
+                    *handled_since_empty.get_or_insert(0) += 1;
+                    continue;
+                }
                 Ok(Step::Idle(idle)) => {
+                    if idle == Idle::Empty {
+                        if let Some(handled) = handled_since_empty.take() {
+                            tracing::info!(worker = %self.name, handled, "queue empty");
+                        }
+                    }
                     let poll = self.clock.now() + self.poll_interval;
                     match idle {
                         Idle::Empty => poll,
