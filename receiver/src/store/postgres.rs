@@ -186,15 +186,7 @@ impl PostgresStore {
         .bind(now_ms)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(Leased {
-                seq: row.try_get("seq")?,
-                webhook: webhook_of(&row)?,
-                attempt: attempts_of(&row, "attempts")?,
-                received_at: from_millis(row.try_get("received_at_ms")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(leased_of).transpose()
     }
 
     /// Global order: the head, if `worker` may take it, or why not.
@@ -217,7 +209,12 @@ impl PostgresStore {
 
     /// Per-profile order: this worker's own lease, else the earliest lane head that is due and
     /// free, else when the next one will be.
-    async fn pick_per_profile(&self, worker: &str, now_ms: i64) -> Result<Pick, StoreError> {
+    async fn pick_per_profile(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Pick, StoreError> {
         let own: Option<i64> = sqlx::query_scalar(
             "SELECT seq FROM webhooks WHERE state = 'leased' AND lease_owner = $1 \
              ORDER BY seq LIMIT 1",
@@ -228,21 +225,34 @@ impl PostgresStore {
         if let Some(seq) = own {
             return Ok(Pick::Take(seq));
         }
-        let free: Option<i64> = sqlx::query_scalar(
-            "SELECT w.seq FROM webhooks w \
-             WHERE w.state IN ('pending', 'leased') \
-               AND ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $1) \
-                 OR (w.state = 'leased' AND COALESCE(w.lease_until_ms, 0) <= $1)) \
-               AND NOT EXISTS (SELECT 1 FROM webhooks e \
-                               WHERE e.lane = w.lane AND e.state IN ('pending', 'leased') \
-                                 AND e.seq < w.seq) \
-             ORDER BY w.seq LIMIT 1",
+        // The earliest lane head that is due and free, leased in the same statement. A lane
+        // head is the lowest open position of its lane (an index probe per candidate, so the
+        // scan in position order stops at the first hit); `SKIP LOCKED` lets racing workers
+        // spread over different lanes instead of colliding on the same head. A skipped row is
+        // never replaced by a later one of the same lane: in this statement's snapshot the
+        // skipped head is still open, so nothing behind it counts as a head.
+        let row = sqlx::query(
+            "UPDATE webhooks SET state = 'leased', lease_owner = $1, lease_until_ms = $2, \
+                    attempts = attempts + 1, next_attempt_at_ms = NULL \
+             WHERE seq = ( \
+                 SELECT w.seq FROM webhooks w \
+                 WHERE w.state IN ('pending', 'leased') \
+                   AND ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $3) \
+                     OR (w.state = 'leased' AND COALESCE(w.lease_until_ms, 0) <= $3)) \
+                   AND w.seq = (SELECT min(e.seq) FROM webhooks e \
+                                WHERE e.lane = w.lane AND e.state IN ('pending', 'leased')) \
+                 ORDER BY w.seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+               AND ((state = 'pending' AND COALESCE(next_attempt_at_ms, 0) <= $3) \
+                 OR (state = 'leased' AND COALESCE(lease_until_ms, 0) <= $3)) \
+             RETURNING seq, body, attempts, received_at_ms",
         )
+        .bind(worker)
+        .bind(until_ms)
         .bind(now_ms)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(seq) = free {
-            return Ok(Pick::Take(seq));
+        if let Some(row) = row {
+            return Ok(Pick::Got(leased_of(&row)?));
         }
         let heads = sqlx::query(
             "SELECT DISTINCT ON (lane) seq, state, next_attempt_at_ms, lease_owner, \
@@ -277,6 +287,8 @@ impl PostgresStore {
 enum Pick {
     /// This webhook is available to the worker.
     Take(i64),
+    /// Already leased to the worker.
+    Got(Leased),
     /// Nothing is available; this says why.
     Wait(Lease),
     /// The picture changed while looking: look again.
@@ -324,6 +336,15 @@ fn lane_of(webhook: &Webhook) -> String {
 fn attempts_of(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     let n: i32 = row.try_get(column)?;
     Ok(u32::try_from(n).unwrap_or(0))
+}
+
+fn leased_of(row: &PgRow) -> Result<Leased, StoreError> {
+    Ok(Leased {
+        seq: row.try_get("seq")?,
+        webhook: webhook_of(row)?,
+        attempt: attempts_of(row, "attempts")?,
+        received_at: from_millis(row.try_get("received_at_ms")?),
+    })
 }
 
 fn webhook_of(row: &PgRow) -> Result<Webhook, StoreError> {
@@ -499,7 +520,7 @@ impl Store for PostgresStore {
         for _ in 0..LEASE_TRIES {
             let pick = match self.ordering {
                 Ordering::Global => self.pick_global(worker, now_ms).await?,
-                Ordering::PerProfile => self.pick_per_profile(worker, now_ms).await?,
+                Ordering::PerProfile => self.pick_per_profile(worker, now_ms, until_ms).await?,
             };
             match pick {
                 Pick::Take(seq) => {
@@ -507,6 +528,7 @@ impl Store for PostgresStore {
                         return Ok(Lease::Acquired(leased));
                     }
                 }
+                Pick::Got(leased) => return Ok(Lease::Acquired(leased)),
                 Pick::Wait(lease) => return Ok(lease),
                 Pick::Again => {}
             }
