@@ -59,7 +59,7 @@ impl fmt::Debug for Turn {
         if let Some(forgery) = &self.forgery {
             write!(f, "forger sends {forgery:?}; ")?;
         }
-        write!(f, "attempt {:?}", self.fault)?;
+        write!(f, "attempt (if anything is queued) {:?}", self.fault)?;
         if self.press_retry {
             write!(f, "; Retry pressed mid-back-off")?;
         }

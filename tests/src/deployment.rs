@@ -121,7 +121,9 @@ impl Deployment {
             .receiver(&receiver)
             .handler(self.handler.clone())
             // Never dead-letter: a dead letter is handed on out of order by design.
-            .retry(RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(60)).block())
+            .retry(
+                RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(60)).block(),
+            )
             .name("conformance-worker")
             .build()
             .map_err(|e| StartError::Build(e.to_string()))?;

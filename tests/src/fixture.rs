@@ -54,11 +54,13 @@ pub fn same_shape(path: &str, expected: &Value, actual: &Value) -> Result<(), St
         | (Value::String(_), Value::String(_)) => Ok(()),
         // Same length: element by element (arrays may mix types, like the unknown event's
         // `unexpected`); otherwise every element against the fixture's first.
-        (Value::Array(expected), Value::Array(actual)) if expected.len() == actual.len() => expected
-            .iter()
-            .zip(actual)
-            .enumerate()
-            .try_for_each(|(i, (e, a))| same_shape(&format!("{path}[{i}]"), e, a)),
+        (Value::Array(expected), Value::Array(actual)) if expected.len() == actual.len() => {
+            expected
+                .iter()
+                .zip(actual)
+                .enumerate()
+                .try_for_each(|(i, (e, a))| same_shape(&format!("{path}[{i}]"), e, a))
+        }
         (Value::Array(expected), Value::Array(actual)) => match expected.first() {
             Some(model) => actual
                 .iter()
@@ -108,7 +110,8 @@ mod tests {
     #[test]
     fn shape_comparison_accepts_other_values_and_refuses_other_shapes() {
         let fixture = json!({"a": 1, "b": {"c": "x", "d": null}, "e": [{"f": true}]});
-        let same = json!({"a": 2, "b": {"c": "y", "d": {"z": 1}}, "e": [{"f": false}, {"f": true}]});
+        let same =
+            json!({"a": 2, "b": {"c": "y", "d": {"z": 1}}, "e": [{"f": false}, {"f": true}]});
         assert_eq!(same_shape("$", &fixture, &same), Ok(()));
         let missing = json!({"a": 2, "b": {"d": null}, "e": []});
         assert_eq!(

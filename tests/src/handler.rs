@@ -85,7 +85,9 @@ impl Handler for Recorder {
                     CallOutcome::Failed
                 }
                 Some(HandlerPlan::Panic(n)) if n > 0 => {
-                    recording.plans.insert(id.clone(), HandlerPlan::Panic(n - 1));
+                    recording
+                        .plans
+                        .insert(id.clone(), HandlerPlan::Panic(n - 1));
                     CallOutcome::Panicked
                 }
                 _ => CallOutcome::Handled,

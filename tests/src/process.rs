@@ -74,7 +74,13 @@ pub fn receiver_binary() -> Result<PathBuf, ProcessError> {
         .unwrap_or_default();
     let mut build = Command::new(env!("CARGO"));
     build
-        .args(["build", "-p", "passfort-receiver", "--bin", "passfort-receiver"])
+        .args([
+            "build",
+            "-p",
+            "passfort-receiver",
+            "--bin",
+            "passfort-receiver",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -135,12 +141,18 @@ impl ReceiverProcess {
         let output = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel::<String>();
         let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(child.stdout.take().ok_or_else(|| {
-                ProcessError::NotReady("no stdout pipe".into())
-            })?),
-            Box::new(child.stderr.take().ok_or_else(|| {
-                ProcessError::NotReady("no stderr pipe".into())
-            })?),
+            Box::new(
+                child
+                    .stdout
+                    .take()
+                    .ok_or_else(|| ProcessError::NotReady("no stdout pipe".into()))?,
+            ),
+            Box::new(
+                child
+                    .stderr
+                    .take()
+                    .ok_or_else(|| ProcessError::NotReady("no stderr pipe".into()))?,
+            ),
         ];
         for stream in streams {
             let output = output.clone();
@@ -171,7 +183,9 @@ impl ReceiverProcess {
             line.split_whitespace()
                 .find_map(|part| part.strip_prefix(name))
                 .and_then(|addr| addr.parse().ok())
-                .ok_or_else(|| ProcessError::NotReady(format!("unreadable readiness line {line:?}")))
+                .ok_or_else(|| {
+                    ProcessError::NotReady(format!("unreadable readiness line {line:?}"))
+                })
         };
         let listen = field("listen=")?;
         let admin = field("admin=")?;
@@ -195,7 +209,9 @@ impl ReceiverProcess {
 
     /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
     pub fn kill(&mut self) -> Result<(), ProcessError> {
-        self.child.kill().map_err(io("cannot SIGKILL the receiver"))?;
+        self.child
+            .kill()
+            .map_err(io("cannot SIGKILL the receiver"))?;
         self.child.wait().map_err(io("cannot reap the receiver"))?;
         Ok(())
     }

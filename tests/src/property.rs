@@ -45,6 +45,14 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
+/// "turn 3", or "after the last turn".
+fn turn_text(turn: Option<usize>) -> String {
+    match turn {
+        Some(turn) => format!("turn {turn}"),
+        None => "after the last turn".into(),
+    }
+}
+
 fn ids_text(ids: &[String]) -> String {
     let shown: Vec<&str> = ids.iter().map(|id| short(id)).collect();
     format!("[{}]", shown.join(" "))
@@ -73,9 +81,13 @@ fn coverage(o: &Observed) -> Coverage {
                 !m.attempt.outcome.is_delivered()
                     && o.exchanges.iter().any(|e| {
                         e.status == 200
-                            && m.turn == Some(e.turn)
+                            && m.turn == e.turn
                             && e.ids.first().map(String::as_str)
-                                == m.attempt.webhook_ids.first().map(|id| id.to_string()).as_deref()
+                                == m.attempt
+                                    .webhook_ids
+                                    .first()
+                                    .map(|id| id.to_string())
+                                    .as_deref()
                     })
             })
             .count(),
@@ -90,11 +102,7 @@ fn coverage(o: &Observed) -> Coverage {
 }
 
 fn breaches(o: &Observed) -> Vec<String> {
-    let mut out: Vec<String> = o
-        .problems
-        .iter()
-        .map(|p| format!("run: {p}"))
-        .collect();
+    let mut out: Vec<String> = o.problems.iter().map(|p| format!("run: {p}")).collect();
     let sent: Vec<String> = o.queued.iter().map(|(w, _)| w.id.to_string()).collect();
     let sent_set: HashSet<&str> = sent.iter().map(String::as_str).collect();
     let handled: Vec<String> = o.handled.iter().map(|j| j.webhook.id.clone()).collect();
@@ -140,10 +148,10 @@ fn breaches(o: &Observed) -> Vec<String> {
         if position[pair[0].as_str()] > position[pair[1].as_str()] {
             out.push(format!(
                 "2 order: the handler got {} (queued #{}) before {} (queued #{})",
-                short(pair[1]),
-                position[pair[1].as_str()],
                 short(pair[0]),
-                position[pair[0].as_str()]
+                position[pair[0].as_str()],
+                short(pair[1]),
+                position[pair[1].as_str()]
             ));
             break;
         }
@@ -189,7 +197,8 @@ fn breaches(o: &Observed) -> Vec<String> {
             ));
         }
         let unknown_expected = matches!(webhook.event, EventType::Other(_));
-        if job.event.is_unknown() != unknown_expected || job.event.name() != webhook.event.as_str() {
+        if job.event.is_unknown() != unknown_expected || job.event.name() != webhook.event.as_str()
+        {
             out.push(format!(
                 "content: {} ({}) was typed as {:?}",
                 short(&job.webhook.id),
@@ -204,20 +213,24 @@ fn breaches(o: &Observed) -> Vec<String> {
         match (&e.stored_before, &e.stored_after) {
             (Ok(before), Ok(after)) => {
                 if e.status == 200 {
-                    let missing: Vec<String> =
-                        e.ids.iter().filter(|id| !after.contains(id)).cloned().collect();
+                    let missing: Vec<String> = e
+                        .ids
+                        .iter()
+                        .filter(|id| !after.contains(id))
+                        .cloned()
+                        .collect();
                     if !missing.is_empty() {
                         out.push(format!(
-                            "3 durability: turn {} answered 200 for {} while {} was not in the store",
-                            e.turn,
+                            "3 durability: {} answered 200 for {} while {} was not in the store",
+                            turn_text(e.turn),
                             ids_text(&e.ids),
                             ids_text(&missing)
                         ));
                     }
                 } else if before != after {
                     out.push(format!(
-                        "3 nothing stored on failure: turn {} answered {} for {} but the store changed from {} to {} webhooks",
-                        e.turn,
+                        "3 nothing stored on failure: {} answered {} for {} but the store changed from {} to {} webhooks",
+                        turn_text(e.turn),
                         e.status,
                         ids_text(&e.ids),
                         before.len(),
@@ -226,8 +239,8 @@ fn breaches(o: &Observed) -> Vec<String> {
                 }
             }
             (b, a) => out.push(format!(
-                "run: the store could not be read around turn {}: {:?} / {:?}",
-                e.turn,
+                "run: the store could not be read around {}: {:?} / {:?}",
+                turn_text(e.turn),
                 b.as_ref().err(),
                 a.as_ref().err()
             )),
@@ -236,9 +249,9 @@ fn breaches(o: &Observed) -> Vec<String> {
             for id in &e.ids {
                 if !handled.contains(id) {
                     out.push(format!(
-                        "3 durability: {} was answered 200 (turn {}) and never handed on",
+                        "3 durability: {} was answered 200 ({}) and never handed on",
                         short(id),
-                        e.turn
+                        turn_text(e.turn)
                     ));
                 }
             }
@@ -339,8 +352,11 @@ fn breaches(o: &Observed) -> Vec<String> {
     for e in &o.exchanges {
         if e.latency > o.limit {
             out.push(format!(
-                "5 time limit: turn {} was answered {} after {:?}, past the simulator's {:?}",
-                e.turn, e.status, e.latency, o.limit
+                "5 time limit: {} was answered {} after {:?}, past the simulator's {:?}",
+                turn_text(e.turn),
+                e.status,
+                e.latency,
+                o.limit
             ));
         }
     }
@@ -393,7 +409,13 @@ pub fn report(o: &Observed, breaches: &[String]) -> String {
     let start = o.attempts.first().map(|m| m.attempt.at);
     let _ = writeln!(r, "\nqueued by PassFort (in order):");
     for (i, (w, plan)) in o.queued.iter().enumerate() {
-        let _ = writeln!(r, "  #{i:<3} {} {} handler {:?}", short(&w.id.to_string()), w.event, plan);
+        let _ = writeln!(
+            r,
+            "  #{i:<3} {} {} handler {:?}",
+            short(&w.id.to_string()),
+            w.event,
+            plan
+        );
     }
     let _ = writeln!(r, "\nattempt log of the simulator:");
     for m in &o.attempts {
@@ -405,9 +427,9 @@ pub fn report(o: &Observed, breaches: &[String]) -> String {
         let ids: Vec<String> = a.webhook_ids.iter().map(|id| id.to_string()).collect();
         let _ = writeln!(
             r,
-            "  #{:<3} {at:>12} turn {:<5} {:<28} try {} {} → {:?} {} {}",
+            "  #{:<3} {at:>12} {:<20} {:<28} try {} {} → {:?} {} {}",
             a.seq,
-            m.turn.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            turn_text(m.turn),
             format!("{:?}", m.fault),
             a.try_number,
             ids_text(&ids),
@@ -420,8 +442,8 @@ pub fn report(o: &Observed, breaches: &[String]) -> String {
     for e in &o.exchanges {
         let _ = writeln!(
             r,
-            "  turn {:<5} copy {} {:<28} {} {} after {:?}; store {} → {}",
-            e.turn,
+            "  {:<20} copy {} {:<28} {} {} after {:?}; store {} → {}",
+            turn_text(e.turn),
             e.copy,
             format!("{:?}", e.fault),
             ids_text(&e.ids),
@@ -446,7 +468,13 @@ pub fn report(o: &Observed, breaches: &[String]) -> String {
     }
     let _ = writeln!(r, "\nhandler calls:");
     for c in &o.calls {
-        let _ = writeln!(r, "  {} attempt {} {:?}", short(&c.id), c.attempt, c.outcome);
+        let _ = writeln!(
+            r,
+            "  {} attempt {} {:?}",
+            short(&c.id),
+            c.attempt,
+            c.outcome
+        );
     }
     let _ = writeln!(
         r,

@@ -222,7 +222,9 @@ impl Player<'_> {
                 }
             }
             for event in &turn.queue {
-                let webhook = self.generator.webhook(event.event.clone(), self.clock.now());
+                let webhook = self
+                    .generator
+                    .webhook(event.event.clone(), self.clock.now());
                 self.recorder.plan(webhook.id.to_string(), event.handler);
                 self.observed.queued.push((webhook.clone(), event.handler));
                 self.engine.enqueue(webhook);
@@ -263,11 +265,10 @@ impl Player<'_> {
     async fn attempt(&mut self, turn: Option<usize>, fault: Fault) -> bool {
         {
             let mut journal = wire::lock(&self.journal);
-            journal.turn = turn.unwrap_or(usize::MAX);
+            journal.turn = turn;
             journal.fault = Some(fault);
         }
-        self.faults
-            .script([wire_fault(fault)]);
+        self.faults.script([wire_fault(fault)]);
         let attempt = self.engine.step().await;
         self.faults.clear_script();
         wire::lock(&self.journal).fault = None;
@@ -321,7 +322,10 @@ impl Player<'_> {
         let n = self.observed.forged.len();
         let wrong = format!("forged-secret-{n}-{:x}", self.case.seed);
         self.observed.forged_secrets.push(wrong.clone());
-        let fresh = uuid::Uuid::from_u128(((self.case.seed as u128) << 64) | 0xf0_0000 | n as u128);
+        // Forged ids read "f0f0…" in reports.
+        let fresh = uuid::Uuid::from_u128(
+            ((0xf0f0_0000u128 | n as u128) << 96) | u128::from(self.case.seed),
+        );
         let head = self.engine.queued_webhooks().into_iter().next();
         let (id, event) = match (&head, forgery.reuse_queued_id) {
             (Some(head), true) => (head.id.to_string(), head.event.clone()),
@@ -342,7 +346,7 @@ impl Player<'_> {
             ForgeryKind::WrongBearer => (element(&id, &secret), Some(&wrong)),
             ForgeryKind::WrongBodySecret => (element(&id, &wrong), Some(&secret)),
             ForgeryKind::OneBadInBatch => {
-                let second = uuid::Uuid::from_u128(fresh.as_u128() | 0x0f00_0000);
+                let second = uuid::Uuid::from_u128(fresh.as_u128() | (0x0800u128 << 96));
                 (
                     json!([element(&id, &secret), element(&second.to_string(), &wrong)]),
                     Some(&secret),
@@ -392,9 +396,7 @@ impl Player<'_> {
                 }
                 match node.worker.run_until_idle().await {
                     Ok(drained) => match drained.idle {
-                        Some(Idle::RetryAt(at)) | Some(Idle::Busy(at)) => {
-                            self.clock.advance_to(at)
-                        }
+                        Some(Idle::RetryAt(at)) | Some(Idle::Busy(at)) => self.clock.advance_to(at),
                         Some(Idle::Empty) | None => break,
                     },
                     Err(e) => {

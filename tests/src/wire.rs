@@ -21,8 +21,8 @@ use std::time::Duration;
 /// One answer the receiver gave.
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    /// The turn of the case.
-    pub turn: usize,
+    /// The turn of the case (`None`: a fault-free attempt after the last turn).
+    pub turn: Option<usize>,
     /// 0, or 1 for the second copy of a duplicated delivery.
     pub copy: u8,
     /// The fault of the attempt.
@@ -44,8 +44,8 @@ pub struct Exchange {
 /// What the run tells the wire about the attempt in hand, and what the wire recorded.
 #[derive(Debug, Default)]
 pub struct Journal {
-    /// The turn in hand.
-    pub turn: usize,
+    /// The turn in hand (`None`: after the last turn).
+    pub turn: Option<usize>,
     /// The fault of the attempt in hand.
     pub fault: Option<Fault>,
     /// Every answer the receiver gave to the simulator.
@@ -118,7 +118,7 @@ struct Forward {
     node: Node,
     journal: SharedJournal,
     clock: VirtualClock,
-    turn: usize,
+    turn: Option<usize>,
     fault: Fault,
 }
 

@@ -13,38 +13,51 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// Whether an event is the typed variant a fixture must be read as.
+type IsTyped = fn(&Event) -> bool;
+
 /// Each single-webhook fixture and the typed variant the receiver must read it as.
-const TYPED: [(&str, fn(&Event) -> bool); 11] = [
-    ("product_status_changed.json", |e| {
-        matches!(e, Event::ProductStatusChanged(d) if d.new_status.is_some() && d.product.is_some())
-    }),
-    ("check_completed.json", |e| {
-        matches!(e, Event::CheckCompleted(d) if d.check.as_ref().is_some_and(|c| c.result.is_some()))
-    }),
-    ("collected_data_updated.json", |e| {
-        matches!(e, Event::CollectedDataUpdated(d) if d.old_data.is_some() && d.new_data.is_some())
-    }),
-    ("manual_action_required.json", |e| {
-        matches!(e, Event::ManualActionRequired(d) if !d.actions.is_empty())
-    }),
-    ("product_badge_changed.json", |e| {
-        matches!(e, Event::ProductBadgeChanged(d) if d.new_flag.is_some())
-    }),
-    ("risk_level_changed.json", |e| {
-        matches!(e, Event::RiskLevelChanged(d) if d.new_risk_level.is_some())
-    }),
-    ("task_state_changed.json", |e| {
-        matches!(e, Event::TaskStateChanged(d) if d.new_state.is_some() && d.task.is_some())
-    }),
-    ("form_state_changed.json", |e| {
-        matches!(e, Event::FormStateChanged(d) if d.new_state.is_some() && d.form.is_some())
-    }),
-    ("profile_status_changed.json", |e| {
-        matches!(e, Event::ProfileStatusChanged(d) if d.new_status.is_some())
-    }),
-    ("task_is_complete_changed.json", |e| {
-        matches!(e, Event::TaskIsCompleteChanged(d) if d.is_complete.is_some())
-    }),
+const TYPED: [(&str, IsTyped); 11] = [
+    (
+        "product_status_changed.json",
+        |e| matches!(e, Event::ProductStatusChanged(d) if d.new_status.is_some() && d.product.is_some()),
+    ),
+    (
+        "check_completed.json",
+        |e| matches!(e, Event::CheckCompleted(d) if d.check.as_ref().is_some_and(|c| c.result.is_some())),
+    ),
+    (
+        "collected_data_updated.json",
+        |e| matches!(e, Event::CollectedDataUpdated(d) if d.old_data.is_some() && d.new_data.is_some()),
+    ),
+    (
+        "manual_action_required.json",
+        |e| matches!(e, Event::ManualActionRequired(d) if !d.actions.is_empty()),
+    ),
+    (
+        "product_badge_changed.json",
+        |e| matches!(e, Event::ProductBadgeChanged(d) if d.new_flag.is_some()),
+    ),
+    (
+        "risk_level_changed.json",
+        |e| matches!(e, Event::RiskLevelChanged(d) if d.new_risk_level.is_some()),
+    ),
+    (
+        "task_state_changed.json",
+        |e| matches!(e, Event::TaskStateChanged(d) if d.new_state.is_some() && d.task.is_some()),
+    ),
+    (
+        "form_state_changed.json",
+        |e| matches!(e, Event::FormStateChanged(d) if d.new_state.is_some() && d.form.is_some()),
+    ),
+    (
+        "profile_status_changed.json",
+        |e| matches!(e, Event::ProfileStatusChanged(d) if d.new_status.is_some()),
+    ),
+    (
+        "task_is_complete_changed.json",
+        |e| matches!(e, Event::TaskIsCompleteChanged(d) if d.is_complete.is_some()),
+    ),
     ("collection_steps_completed.json", |e| {
         matches!(e, Event::CollectionStepsCompleted(_))
     }),
@@ -170,13 +183,15 @@ async fn every_fixture_is_accepted_over_the_router_and_handed_on() {
     let sink = handled.clone();
     let worker = Worker::builder()
         .receiver(&receiver)
-        .handler(passfort_receiver::handler_fn(move |job: passfort_receiver::Job| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(job);
-                Ok(())
-            }
-        }))
+        .handler(passfort_receiver::handler_fn(
+            move |job: passfort_receiver::Job| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(job);
+                    Ok(())
+                }
+            },
+        ))
         .build()
         .unwrap();
     worker.run_until_idle().await.unwrap();
@@ -255,8 +270,8 @@ async fn the_simulators_batch_body_has_the_shape_of_the_batch_fixture() {
         Ok(Answer::status(http::StatusCode::OK))
     });
     let clock = passfort_clock::VirtualClock::new();
-    let settings = AccountSettings::new("http://receiver.test/hooks", Secret::new(FIXTURE_SECRET))
-        .batched();
+    let settings =
+        AccountSettings::new("http://receiver.test/hooks", Secret::new(FIXTURE_SECRET)).batched();
     let engine = Engine::new(settings, clock.clone(), transport).unwrap();
     let mut generator = Generator::new(7);
     for item in fixture {

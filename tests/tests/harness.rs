@@ -33,8 +33,8 @@ async fn every_harness_scenario_passes_against_our_receiver() {
     let router = receiver.router();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let settings = run::Settings::new(&url, passfort_harness::Secret::new(SECRET).unwrap())
-        .observe(&observe);
+    let settings =
+        run::Settings::new(&url, passfort_harness::Secret::new(SECRET).unwrap()).observe(&observe);
     let outcome = run::run(settings).await.unwrap();
     let table = report::table(&outcome);
     eprintln!("{table}");
@@ -54,7 +54,10 @@ async fn every_harness_scenario_passes_against_our_receiver() {
     assert_eq!(outcome.exit_code(), 0, "{table}");
 
     let processed = std::fs::read_to_string(&observe).unwrap();
-    assert!(processed.lines().count() >= 1000, "the storm alone is 1000 webhooks");
+    assert!(
+        processed.lines().count() >= 1000,
+        "the storm alone is 1000 webhooks"
+    );
     assert!(
         !processed.contains(SECRET),
         "the observe file carries the secret"

@@ -5,7 +5,9 @@
 //! `PROPTEST_CASES=N` raises the number of generated runs for a long soak (default
 //! [`DEFAULT_CASES`], sized so the whole suite stays under 3 minutes on 2 cores).
 
-use passfort_conformance::case::{self, Case, Event, Fault, Forgery, ForgeryKind, HandlerPlan, Turn};
+use passfort_conformance::case::{
+    self, Case, Event, Fault, Forgery, ForgeryKind, HandlerPlan, Turn,
+};
 use passfort_conformance::property::{self, Coverage};
 use passfort_conformance::run;
 use passfort_sender_sim::EventType;
@@ -88,7 +90,10 @@ fn with_fault(seed: u64, batching: Option<usize>, fault: Fault) -> Case {
         batching,
         turns: vec![
             turn(vec![e(0), e(1), e(2)], fault),
-            turn(vec![e(3), ev(EventType::Other("TASK_CREATED".into()))], fault),
+            turn(
+                vec![e(3), ev(EventType::Other("TASK_CREATED".into()))],
+                fault,
+            ),
             turn(vec![e(9), e(10)], fault),
         ],
     }
@@ -186,5 +191,64 @@ fn forgeries_handler_failures_and_retry_presses_keep_the_contract() {
         });
         assert_eq!(coverage.forgeries, 4, "{coverage:?}");
         assert!(coverage.handler_failures >= 12, "{coverage:?}");
+    }
+}
+
+/// Found by shrinking against a receiver whose worker took the head by id instead of by arrival:
+/// webhooks queued at different times (after refused attempts moved the clock) have ids whose
+/// text order is not their queue order, and the worker lags behind.
+#[test]
+fn regression_webhooks_of_different_seconds_are_handed_on_in_arrival_order() {
+    let psc = || ev(EventType::ProductStatusChanged);
+    let idle = |queue: Vec<Event>, fault: Fault| Turn {
+        queue,
+        forgery: None,
+        fault,
+        press_retry: false,
+        worker_steps: 0,
+    };
+    for seed in 0..4 {
+        assert_holds(&Case {
+            seed,
+            batching: None,
+            turns: vec![
+                idle(vec![psc()], Fault::Refused),
+                idle(vec![], Fault::Refused),
+                idle(vec![], Fault::Refused),
+                idle(vec![], Fault::Refused),
+                idle(vec![psc()], Fault::Pass),
+                idle(vec![psc()], Fault::Pass),
+                idle(vec![psc(), psc()], Fault::Refused),
+                idle(vec![psc()], Fault::Pass),
+            ],
+        });
+    }
+}
+
+/// Found by shrinking against a receiver that did not check the body secret: one forged request,
+/// nothing else.
+#[test]
+fn regression_a_lone_forgery_is_refused() {
+    for kind in [
+        ForgeryKind::WrongBearer,
+        ForgeryKind::WrongBodySecret,
+        ForgeryKind::OneBadInBatch,
+        ForgeryKind::NoAuthorization,
+    ] {
+        let coverage = assert_holds(&Case {
+            seed: 0,
+            batching: None,
+            turns: vec![Turn {
+                queue: vec![],
+                forgery: Some(Forgery {
+                    kind,
+                    reuse_queued_id: false,
+                }),
+                fault: Fault::Pass,
+                press_retry: false,
+                worker_steps: 0,
+            }],
+        });
+        assert_eq!(coverage.forgeries, 1);
     }
 }

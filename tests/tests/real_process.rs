@@ -7,13 +7,13 @@
 //!
 //! `CONFORMANCE_REAL_CASES=N` runs more generated cases (default [`DEFAULT_CASES`]).
 
+use passfort_clock::SystemClock;
 use passfort_conformance::leak;
 use passfort_conformance::process::{self, Options, ReceiverProcess};
 use passfort_sender_sim::{
     AccountSettings, Engine, EngineOptions, Fault, FaultyTransport, Generator, HttpTransport,
     Outcome, RunOutcome, Secret,
 };
-use passfort_clock::SystemClock;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{json, Value};
@@ -106,9 +106,8 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
         secret: secret.clone(),
         args: Vec::new(),
     };
-    let start = |options: &Options| {
-        ReceiverProcess::start(binary, options).map_err(|e| e.to_string())
-    };
+    let start =
+        |options: &Options| ReceiverProcess::start(binary, options).map_err(|e| e.to_string());
     let mut receiver = start(&options)?;
     let mut outputs: Vec<String> = Vec::new();
 
@@ -167,10 +166,10 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
         })
         .await?;
         let wrong = format!("forged-real-secret-{kill}-{:x}", case.seed);
-        let forged_id = uuid::Uuid::from_u128(((case.seed as u128) << 64) | 0xf0f0 | kill as u128)
-            .to_string();
+        let forged_id =
+            uuid::Uuid::from_u128(((case.seed as u128) << 64) | 0xf0f0 | kill as u128).to_string();
         let statuses = forge(&receiver.webhook_url(), &secret, &wrong, &forged_id).await?;
-        if statuses.iter().any(|s| *s == 200) {
+        if statuses.contains(&200) {
             return Err(format!("a forged request was answered 200: {statuses:?}"));
         }
         forged_ids.push(forged_id);
@@ -274,7 +273,9 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
         .iter()
         .any(|(path, bytes)| path.starts_with(&db_dir) && leak::contains(bytes, &sent[0]))
     {
-        return Err("the database files hold no webhook id: the secret scan would prove nothing".into());
+        return Err(
+            "the database files hold no webhook id: the secret scan would prove nothing".into(),
+        );
     }
     if !output.contains(process::READY_PREFIX) {
         return Err("the process output was not captured".into());
