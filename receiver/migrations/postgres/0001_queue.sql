@@ -49,7 +49,6 @@ CREATE TABLE webhooks (
 -- many webhooks are done.
 CREATE INDEX webhooks_open ON webhooks (seq) WHERE state IN ('pending', 'leased');
 CREATE INDEX webhooks_open_lane ON webhooks (lane, seq) WHERE state IN ('pending', 'leased');
-CREATE INDEX webhooks_leased ON webhooks (lease_owner) WHERE state = 'leased';
 CREATE INDEX webhooks_dead ON webhooks (seq) WHERE state = 'dead';
 -- "Last processed" is the latest completion; "last received" is the highest position.
 CREATE INDEX webhooks_done ON webhooks (processed_at_ms, seq) WHERE state = 'done';
