@@ -35,8 +35,8 @@ impl fmt::Debug for Case {
     }
 }
 
-/// One turn: queue some webhooks, let a forger try its luck, make one attempt under `fault`,
-/// maybe press Retry, let the worker take a few steps.
+/// One turn: queue some webhooks, let a forger try its luck, make one attempt under `fault`
+/// (none when nothing is queued), maybe press Retry, let the worker take a few steps.
 #[derive(Clone)]
 pub struct Turn {
     /// Webhooks PassFort queues before this turn's attempt.
@@ -59,7 +59,7 @@ impl fmt::Debug for Turn {
         if let Some(forgery) = &self.forgery {
             write!(f, "forger sends {forgery:?}; ")?;
         }
-        write!(f, "attempt (if anything is queued) {:?}", self.fault)?;
+        write!(f, "attempt {:?}", self.fault)?;
         if self.press_retry {
             write!(f, "; Retry pressed mid-back-off")?;
         }

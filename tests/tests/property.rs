@@ -14,7 +14,7 @@ use passfort_sender_sim::EventType;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 /// Generated runs per `cargo test` unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 24;
+const DEFAULT_CASES: u32 = 64;
 
 /// Turns per generated run at most.
 const MAX_TURNS: usize = 14;
