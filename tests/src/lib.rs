@@ -25,6 +25,8 @@
 //! | [`fixture`] | the golden fixtures of `tests/fixtures/` and JSON shape comparison |
 //! | [`process`] | the real `passfort-receiver` binary: build, spawn, readiness, SIGKILL |
 
+#![warn(missing_docs)]
+
 pub mod case;
 pub mod deployment;
 pub mod faulty_store;

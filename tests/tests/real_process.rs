@@ -7,17 +7,21 @@
 //!
 //! `CONFORMANCE_REAL_CASES=N` runs more generated cases (default [`DEFAULT_CASES`]).
 
+use futures::future::BoxFuture;
 use passfort_clock::SystemClock;
 use passfort_conformance::leak;
 use passfort_conformance::process::{self, Options, ReceiverProcess};
+use passfort_sender_sim::transport::Request;
 use passfort_sender_sim::{
-    AccountSettings, Engine, EngineOptions, Fault, FaultyTransport, Generator, HttpTransport,
-    Outcome, RunOutcome, Secret,
+    AccountSettings, Answer, Engine, EngineOptions, Fault, FaultyTransport, Generator,
+    HttpTransport, Outcome, RunOutcome, Secret, Transport, TransportError,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DEFAULT_CASES: u32 = 3;
@@ -30,16 +34,31 @@ struct RealCase {
     seed: u64,
     batching: Option<usize>,
     webhooks: usize,
-    kills: usize,
+    kills: Vec<Kill>,
     lost_answer_every: u64,
 }
 
+/// When the receiver is SIGKILLed.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// The instant the `n`-th answer 200 (counted from the previous kill) reaches the sender,
+    /// before the sender has even read it: whatever was answered 200 must already be on disk.
+    RightAfterAnswer200(u64),
+    /// Once the sink has handed on a share of the webhooks: mid-request, mid-commit or
+    /// mid-handler, wherever the process happens to be.
+    WhileHandingOn,
+}
+
 fn real_case() -> impl Strategy<Value = RealCase> {
+    let kill = prop_oneof![
+        (1u64..=5).prop_map(Kill::RightAfterAnswer200),
+        Just(Kill::WhileHandingOn),
+    ];
     (
         any::<u64>(),
         prop::option::of(2usize..=25),
         60usize..=160,
-        1usize..=3,
+        prop::collection::vec(kill, 1..=4),
         3u64..=7,
     )
         .prop_map(
@@ -51,6 +70,46 @@ fn real_case() -> impl Strategy<Value = RealCase> {
                 lost_answer_every,
             },
         )
+}
+
+/// The receiver process of the moment (`None` while it is dead).
+type Slot = Arc<Mutex<Option<ReceiverProcess>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The simulator's HTTP transport, plus a finger on the receiver's SIGKILL: armed with the
+/// ordinal of an answer 200, it kills the receiver as that answer arrives.
+#[derive(Clone)]
+struct KillOnAnswer {
+    inner: Arc<FaultyTransport<HttpTransport>>,
+    slot: Slot,
+    outputs: Arc<Mutex<Vec<String>>>,
+    answered: Arc<AtomicU64>,
+    armed: Arc<Mutex<Option<u64>>>,
+}
+
+impl Transport for KillOnAnswer {
+    fn send(&self, request: Request) -> BoxFuture<'static, Result<Answer, TransportError>> {
+        let sent = self.inner.send(request);
+        let this = self.clone();
+        Box::pin(async move {
+            let answer = sent.await;
+            if matches!(&answer, Ok(a) if a.status == 200) {
+                let n = this.answered.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut armed = lock(&this.armed);
+                if *armed == Some(n) {
+                    *armed = None;
+                    if let Some(mut process) = lock(&this.slot).take() {
+                        let _ = process.kill();
+                        lock(&this.outputs).extend(process.output());
+                    }
+                }
+            }
+            answer
+        })
+    }
 }
 
 /// Ids on the complete lines of the observe file, in order.
@@ -108,8 +167,10 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
     };
     let start =
         |options: &Options| ReceiverProcess::start(binary, options).map_err(|e| e.to_string());
-    let mut receiver = start(&options)?;
-    let mut outputs: Vec<String> = Vec::new();
+    let first = start(&options)?;
+    let mut url = first.webhook_url();
+    let slot: Slot = Arc::new(Mutex::new(Some(first)));
+    let outputs: Arc<Mutex<Vec<String>>> = Arc::default();
 
     let faults = FaultyTransport::new(
         HttpTransport::new().map_err(|e| e.to_string())?,
@@ -123,7 +184,14 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
             Fault::Pass
         }
     }));
-    let mut settings = AccountSettings::new(receiver.webhook_url(), Secret::new(secret.clone()));
+    let killer = KillOnAnswer {
+        inner: Arc::new(faults),
+        slot: slot.clone(),
+        outputs: outputs.clone(),
+        answered: Arc::default(),
+        armed: Arc::default(),
+    };
+    let mut settings = AccountSettings::new(url.clone(), Secret::new(secret.clone()));
     settings.time_scale = 10_000.0;
     if let Some(max) = case.batching {
         settings = settings.batched();
@@ -133,7 +201,7 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
     let engine = Engine::with_options(
         settings,
         SystemClock,
-        faults,
+        killer.clone(),
         EngineOptions {
             seed: case.seed,
             ..EngineOptions::default()
@@ -159,27 +227,51 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
 
     let mut forged_ids = Vec::new();
     let mut wrong_secrets = Vec::new();
-    for kill in 0..case.kills {
-        let threshold = (kill + 1) * case.webhooks / (case.kills + 1);
-        until("the sink to hand on webhooks before a kill", || {
-            observed_ids(&observe).len() >= threshold || driver.is_finished()
-        })
-        .await?;
-        let wrong = format!("forged-real-secret-{kill}-{:x}", case.seed);
-        let forged_id =
-            uuid::Uuid::from_u128(((case.seed as u128) << 64) | 0xf0f0 | kill as u128).to_string();
-        let statuses = forge(&receiver.webhook_url(), &secret, &wrong, &forged_id).await?;
+    let mut kills_done = 0;
+    for (index, kill) in case.kills.iter().enumerate() {
+        let wrong = format!("forged-real-secret-{index}-{:x}", case.seed);
+        let forged_id = uuid::Uuid::from_u128(
+            ((0xf0f0_0000u128 | index as u128) << 96) | u128::from(case.seed),
+        )
+        .to_string();
+        let statuses = forge(&url, &secret, &wrong, &forged_id).await?;
         if statuses.contains(&200) {
             return Err(format!("a forged request was answered 200: {statuses:?}"));
         }
         forged_ids.push(forged_id);
         wrong_secrets.push(wrong);
-        receiver.kill().map_err(|e| e.to_string())?;
-        outputs.extend(receiver.output());
-        receiver = start(&options)?;
-        let url = receiver.webhook_url();
+        match kill {
+            Kill::RightAfterAnswer200(n) => {
+                let at = killer.answered.load(Ordering::SeqCst) + n;
+                *lock(&killer.armed) = Some(at);
+                until("the armed kill after an answer 200", || {
+                    lock(&slot).is_none() || driver.is_finished()
+                })
+                .await?;
+                *lock(&killer.armed) = None;
+            }
+            Kill::WhileHandingOn => {
+                let threshold = (index + 1) * case.webhooks / (case.kills.len() + 1);
+                until("the sink to hand on webhooks before a kill", || {
+                    observed_ids(&observe).len() >= threshold || driver.is_finished()
+                })
+                .await?;
+                if let Some(mut process) = lock(&slot).take() {
+                    process.kill().map_err(|e| e.to_string())?;
+                    lock(&outputs).extend(process.output());
+                }
+            }
+        }
+        if lock(&slot).is_some() {
+            break; // the simulator finished first: nothing left to kill.
+        }
+        kills_done += 1;
+        let restarted = start(&options)?;
+        url = restarted.webhook_url();
+        *lock(&slot) = Some(restarted);
+        let endpoint = url.clone();
         engine
-            .update_settings(|s| s.endpoint = url)
+            .update_settings(|s| s.endpoint = endpoint)
             .map_err(|e| e.to_string())?;
     }
 
@@ -258,7 +350,11 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
     let mut last = Value::Null;
     let started = Instant::now();
     loop {
-        last = match client.get(receiver.status_url()).send().await {
+        let status_url = lock(&slot)
+            .as_ref()
+            .map(ReceiverProcess::status_url)
+            .unwrap_or_default();
+        last = match client.get(status_url).send().await {
             Ok(answer) => answer.json::<Value>().await.unwrap_or(Value::Null),
             Err(_) => last,
         };
@@ -272,14 +368,16 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
     }
 
     // 4: no secret in the database files, the observe file or the process output.
-    receiver.kill().map_err(|e| e.to_string())?;
-    outputs.extend(receiver.output());
+    if let Some(mut process) = lock(&slot).take() {
+        process.kill().map_err(|e| e.to_string())?;
+        lock(&outputs).extend(process.output());
+    }
     let mut needles = vec![secret];
     needles.extend(wrong_secrets);
     let mut files = leak::files_under(&db_dir);
     let observed_bytes = std::fs::read(&observe).map_err(|e| e.to_string())?;
     files.push((observe.clone(), observed_bytes));
-    let output = outputs.join("\n");
+    let output = lock(&outputs).join("\n");
     files.push(("process output".into(), output.clone().into_bytes()));
     if !files
         .iter()
@@ -303,12 +401,11 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
     }
     let failed = |o: Outcome| attempts.iter().filter(|a| a.outcome == o).count();
     eprintln!(
-        "{case:?}: {} webhooks through {} attempts ({} refused, {} dropped), {} SIGKILLs",
+        "{case:?}: {} webhooks through {} attempts ({} refused, {} dropped), {kills_done} SIGKILLs",
         sent.len(),
         attempts.len(),
         failed(Outcome::Refused),
         failed(Outcome::Dropped),
-        case.kills
     );
     Ok(())
 }
