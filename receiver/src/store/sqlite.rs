@@ -20,14 +20,17 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-use std::collections::HashMap;
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rows per multi-row statement: 6 parameters each, far under SQLite's 32 766.
+const INSERT_CHUNK: usize = 500;
 
 /// How many connections serve reads (status, entries, dead-letter lists).
 const READERS: u32 = 2;
@@ -167,41 +170,70 @@ impl Store for SqliteStore {
         .await?
         .try_get(0)?;
 
-        let mut outcome = InsertOutcome::default();
         // Ids first seen in this request, so a repeat within the body compares with its twin.
         let mut seen: HashMap<&str, &Webhook> = HashMap::new();
+        let mut fresh: Vec<(i64, &Webhook, String)> = Vec::new();
         for (position, webhook) in batch.webhooks().iter().enumerate() {
-            if let Some(first) = seen.get(webhook.id.as_str()) {
-                if first.same_content(webhook) {
-                    outcome.duplicates.push(webhook.id.clone());
-                } else {
-                    outcome.conflicts.push(webhook.id.clone());
+            if !seen.contains_key(webhook.id.as_str()) {
+                seen.insert(webhook.id.as_str(), webhook);
+                let position = i64::try_from(position).unwrap_or(i64::MAX);
+                fresh.push((position, webhook, webhook.to_json_string()));
+            }
+        }
+        // Multi-row inserts (a few statements per request instead of one per webhook); the
+        // unique index on `id` skips what is already stored.
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in fresh.chunks(INSERT_CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO webhooks (id, request_seq, position, event, body, received_at_ms) ",
+            );
+            insert.push_values(chunk, |mut row, (position, webhook, body)| {
+                row.push_bind(&webhook.id)
+                    .push_bind(request_seq)
+                    .push_bind(*position)
+                    .push_bind(&webhook.event)
+                    .push_bind(body)
+                    .push_bind(at);
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            for row in insert.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get("id")?);
+            }
+        }
+        // What was not inserted is already stored: same content (duplicate) or not (conflict).
+        let mut existing: HashMap<String, Webhook> = HashMap::new();
+        let known: Vec<&(i64, &Webhook, String)> = fresh
+            .iter()
+            .filter(|(_, webhook, _)| !inserted.contains(&webhook.id))
+            .collect();
+        for chunk in known.chunks(INSERT_CHUNK) {
+            let mut select = QueryBuilder::<Sqlite>::new("SELECT body FROM webhooks WHERE id IN (");
+            let mut ids = select.separated(", ");
+            for (_, webhook, _) in chunk {
+                ids.push_bind(&webhook.id);
+            }
+            select.push(")");
+            for row in select.build().fetch_all(&mut *tx).await? {
+                let stored = webhook_of(&row)?;
+                existing.insert(stored.id.clone(), stored);
+            }
+        }
+        let mut outcome = InsertOutcome::default();
+        let mut first_seen: HashSet<&str> = HashSet::new();
+        for webhook in batch.webhooks() {
+            let id = webhook.id.as_str();
+            let original = if first_seen.insert(id) {
+                if inserted.contains(id) {
+                    outcome.stored.push(webhook.id.clone());
+                    continue;
                 }
-                continue;
-            }
-            seen.insert(webhook.id.as_str(), webhook);
-            let inserted = sqlx::query(
-                "INSERT INTO webhooks (id, request_seq, position, event, body, received_at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&webhook.id)
-            .bind(request_seq)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(&webhook.event)
-            .bind(webhook.to_json_string())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                outcome.stored.push(webhook.id.clone());
-                continue;
-            }
-            let row = sqlx::query("SELECT body FROM webhooks WHERE id = ?")
-                .bind(&webhook.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if webhook_of(&row)?.same_content(webhook) {
+                existing.get(id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("webhook {id} neither new nor stored"))
+                })?
+            } else {
+                seen.get(id).copied().unwrap_or(webhook)
+            };
+            if original.same_content(webhook) {
                 outcome.duplicates.push(webhook.id.clone());
             } else {
                 outcome.conflicts.push(webhook.id.clone());
