@@ -60,6 +60,42 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often `lease_next` retries when another worker changed the webhook it picked.
 const LEASE_TRIES: usize = 32;
 
+/// Leases the earliest lane head that is due and free (or the asking worker's own) to `$1`
+/// until `$2`, at `$3`. A lane head is the lowest open position of its lane: one index probe
+/// per candidate, so the scan in position order stops at the first hit. The outer condition is
+/// re-checked by PostgreSQL on the newest row version if another worker got there first.
+macro_rules! lease_lane_head {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE webhooks SET state = 'leased', lease_owner = $1, lease_until_ms = $2, \
+                    attempts = attempts + 1, next_attempt_at_ms = NULL \
+             WHERE seq = ( \
+                 SELECT w.seq FROM webhooks w \
+                 WHERE w.state IN ('pending', 'leased') \
+                   AND ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $3) \
+                     OR (w.state = 'leased' AND (w.lease_owner = $1 \
+                                                 OR COALESCE(w.lease_until_ms, 0) <= $3))) \
+                   AND w.seq = (SELECT min(e.seq) FROM webhooks e \
+                                WHERE e.lane = w.lane AND e.state IN ('pending', 'leased')) \
+                 ORDER BY w.seq LIMIT 1 ",
+            $lock,
+            ") \
+               AND ((state = 'pending' AND COALESCE(next_attempt_at_ms, 0) <= $3) \
+                 OR (state = 'leased' AND (lease_owner = $1 \
+                                           OR COALESCE(lease_until_ms, 0) <= $3))) \
+             RETURNING seq, body, attempts, received_at_ms"
+        )
+    };
+}
+
+/// [`lease_lane_head!`] without row locks: the fast path.
+const LEASE_LANE_HEAD: &str = lease_lane_head!("");
+
+/// [`lease_lane_head!`] skipping heads other workers are leasing right now. A skipped head is
+/// never replaced by a later webhook of its lane: in this statement's snapshot the skipped
+/// head is still open, so nothing behind it counts as a head.
+const LEASE_LANE_HEAD_SKIP_LOCKED: &str = lease_lane_head!("FOR UPDATE SKIP LOCKED");
+
 /// A [`Store`] in a PostgreSQL database shared by replicas and workers. Cheap to clone.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -219,35 +255,19 @@ impl PostgresStore {
         until_ms: i64,
     ) -> Result<Pick, StoreError> {
         // The earliest lane head that is due and free (or already this worker's: a restarted
-        // worker takes its own lease back), leased in the same statement. A lane
-        // head is the lowest open position of its lane (an index probe per candidate, so the
-        // scan in position order stops at the first hit); `SKIP LOCKED` lets racing workers
-        // spread over different lanes instead of colliding on the same head. A skipped row is
-        // never replaced by a later one of the same lane: in this statement's snapshot the
-        // skipped head is still open, so nothing behind it counts as a head.
-        let row = sqlx::query(
-            "UPDATE webhooks SET state = 'leased', lease_owner = $1, lease_until_ms = $2, \
-                    attempts = attempts + 1, next_attempt_at_ms = NULL \
-             WHERE seq = ( \
-                 SELECT w.seq FROM webhooks w \
-                 WHERE w.state IN ('pending', 'leased') \
-                   AND ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $3) \
-                     OR (w.state = 'leased' AND (w.lease_owner = $1 \
-                                                 OR COALESCE(w.lease_until_ms, 0) <= $3))) \
-                   AND w.seq = (SELECT min(e.seq) FROM webhooks e \
-                                WHERE e.lane = w.lane AND e.state IN ('pending', 'leased')) \
-                 ORDER BY w.seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-               AND ((state = 'pending' AND COALESCE(next_attempt_at_ms, 0) <= $3) \
-                 OR (state = 'leased' AND (lease_owner = $1 OR COALESCE(lease_until_ms, 0) <= $3))) \
-             RETURNING seq, body, attempts, received_at_ms",
-        )
-        .bind(worker)
-        .bind(until_ms)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(Pick::Got(leased_of(&row)?));
+        // worker takes its own lease back), leased in the same statement. First plainly (the
+        // cheapest when workers do not collide); if another worker won that head meanwhile,
+        // again with `SKIP LOCKED`, so that racing workers spread over different lanes.
+        for sql in [LEASE_LANE_HEAD, LEASE_LANE_HEAD_SKIP_LOCKED] {
+            let row = sqlx::query(sql)
+                .bind(worker)
+                .bind(until_ms)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                return Ok(Pick::Got(leased_of(&row)?));
+            }
         }
         let heads = sqlx::query(
             "SELECT DISTINCT ON (lane) seq, state, next_attempt_at_ms, lease_owner, \
