@@ -1,4 +1,4 @@
-//! The behavioural suite every [`Store`] must pass (feature `testing`).
+//! The behavioural suite every [`Store`](super::Store) must pass (feature `testing`).
 //!
 //! A backend runs it with a factory that returns a fresh, empty store each time:
 //!
