@@ -56,7 +56,7 @@ fn real_case() -> impl Strategy<Value = RealCase> {
     ];
     (
         any::<u64>(),
-        prop::option::of(2usize..=25),
+        prop::option::of(2usize..=8),
         60usize..=160,
         prop::collection::vec(kill, 1..=4),
         3u64..=7,
