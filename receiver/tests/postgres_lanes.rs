@@ -206,3 +206,29 @@ async fn racing_workers_never_share_a_lane() {
     }
     store.close().await;
 }
+
+/// A free profile far behind a long busy one is still found (past the first open webhooks the
+/// fast path looks at).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_profile_behind_a_long_busy_one_is_found() {
+    let db = TestDatabase::create().await;
+    let url = db.schema("deep").await;
+    let store = PostgresStore::open_with_connections(&url, Ordering::PerProfile, 4)
+        .await
+        .unwrap();
+    let mut hooks: Vec<WebhookBuilder> = (0..150).map(|_| of("busy")).collect();
+    hooks.push(of("free"));
+    store
+        .insert(&testing::verified(&hooks), t0())
+        .await
+        .unwrap();
+    let first = acquired(lease(&store, "w1", t0()).await);
+    assert_eq!(first.webhook.id, hooks[0].get_id());
+    let deep = acquired(lease(&store, "w2", t0()).await);
+    assert_eq!(deep.webhook.id, hooks[150].get_id());
+    assert!(matches!(
+        lease(&store, "w3", t0()).await,
+        Lease::Busy { .. }
+    ));
+    store.close().await;
+}

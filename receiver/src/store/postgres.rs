@@ -61,18 +61,18 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const LEASE_TRIES: usize = 32;
 
 /// Leases the earliest lane head that is due and free (or the asking worker's own) to `$1`
-/// until `$2`, at `$3`. A lane head is the lowest open position of its lane: one index probe
-/// per candidate, so the scan in position order stops at the first hit. The outer condition is
+/// until `$2`, at `$3`, looking at the open webhooks of `$candidates`. A lane head is the lowest
+/// open position of its lane (one index probe per candidate). The outer condition is
 /// re-checked by PostgreSQL on the newest row version if another worker got there first.
 macro_rules! lease_lane_head {
-    ($lock:literal) => {
+    ($candidates:literal, $lock:literal) => {
         concat!(
             "UPDATE webhooks SET state = 'leased', lease_owner = $1, lease_until_ms = $2, \
                     attempts = attempts + 1, next_attempt_at_ms = NULL \
-             WHERE seq = ( \
-                 SELECT w.seq FROM webhooks w \
-                 WHERE w.state IN ('pending', 'leased') \
-                   AND ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $3) \
+             WHERE seq = (SELECT w.seq FROM ",
+            $candidates,
+            " AS w \
+                 WHERE ((w.state = 'pending' AND COALESCE(w.next_attempt_at_ms, 0) <= $3) \
                      OR (w.state = 'leased' AND (w.lease_owner = $1 \
                                                  OR COALESCE(w.lease_until_ms, 0) <= $3))) \
                    AND w.seq = (SELECT min(e.seq) FROM webhooks e \
@@ -88,13 +88,24 @@ macro_rules! lease_lane_head {
     };
 }
 
-/// [`lease_lane_head!`] without row locks: the fast path.
-const LEASE_LANE_HEAD: &str = lease_lane_head!("");
+/// The fast path: only the first open webhooks, in position order, are candidates. The
+/// `LIMIT` keeps the subquery apart, so the head probe runs on those few rows whatever plan
+/// PostgreSQL picks (before the table has statistics it would otherwise probe every open
+/// webhook).
+const LEASE_LANE_HEAD: &str = lease_lane_head!(
+    "(SELECT seq, lane, state, next_attempt_at_ms, lease_owner, lease_until_ms \
+      FROM webhooks WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 64)",
+    ""
+);
 
-/// [`lease_lane_head!`] skipping heads other workers are leasing right now. A skipped head is
-/// never replaced by a later webhook of its lane: in this statement's snapshot the skipped
-/// head is still open, so nothing behind it counts as a head.
-const LEASE_LANE_HEAD_SKIP_LOCKED: &str = lease_lane_head!("FOR UPDATE SKIP LOCKED");
+/// Every open webhook is a candidate, skipping heads other workers are leasing right now (after
+/// a collision, or when the first open webhooks all wait). A skipped head is never replaced by a
+/// later webhook of its lane: in this statement's snapshot the skipped head is still open, so
+/// nothing behind it counts as a head.
+const LEASE_LANE_HEAD_SKIP_LOCKED: &str = lease_lane_head!(
+    "(SELECT * FROM webhooks WHERE state IN ('pending', 'leased'))",
+    "FOR UPDATE OF w SKIP LOCKED"
+);
 
 /// A [`Store`] in a PostgreSQL database shared by replicas and workers. Cheap to clone.
 #[derive(Clone)]
@@ -255,9 +266,9 @@ impl PostgresStore {
         until_ms: i64,
     ) -> Result<Pick, StoreError> {
         // The earliest lane head that is due and free (or already this worker's: a restarted
-        // worker takes its own lease back), leased in the same statement. First plainly (the
-        // cheapest when workers do not collide); if another worker won that head meanwhile,
-        // again with `SKIP LOCKED`, so that racing workers spread over different lanes.
+        // worker takes its own lease back), leased in the same statement. First among the
+        // first open webhooks without row locks (the cheapest when workers do not collide);
+        // then among all, with `SKIP LOCKED`, so that racing workers spread over lanes.
         for sql in [LEASE_LANE_HEAD, LEASE_LANE_HEAD_SKIP_LOCKED] {
             let row = sqlx::query(sql)
                 .bind(worker)
