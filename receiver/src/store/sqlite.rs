@@ -71,6 +71,9 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // The one writer connection is local and long-lived: pinging it before every
+            // transaction would only add a round trip to the answer.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
@@ -182,7 +185,7 @@ impl Store for SqliteStore {
         }
         // Multi-row inserts (a few statements per request instead of one per webhook); the
         // unique index on `id` skips what is already stored.
-        let mut inserted: HashSet<String> = HashSet::new();
+        let mut all_inserted = true;
         for chunk in fresh.chunks(INSERT_CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO webhooks (id, request_seq, position, event, body, received_at_ms) ",
@@ -195,27 +198,37 @@ impl Store for SqliteStore {
                     .push_bind(body)
                     .push_bind(at);
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            for row in insert.build().fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get("id")?);
-            }
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            let rows = insert.build().execute(&mut *tx).await?.rows_affected();
+            all_inserted &= rows == chunk.len() as u64;
         }
-        // What was not inserted is already stored: same content (duplicate) or not (conflict).
+        // The common case (nothing redelivered) needs no read-back. Otherwise the id index
+        // tells, for each id, whether this request stored it or which body was there before.
+        let mut inserted: HashSet<&str> = HashSet::new();
         let mut existing: HashMap<String, Webhook> = HashMap::new();
-        let known: Vec<&(i64, &Webhook, String)> = fresh
-            .iter()
-            .filter(|(_, webhook, _)| !inserted.contains(&webhook.id))
-            .collect();
-        for chunk in known.chunks(INSERT_CHUNK) {
-            let mut select = QueryBuilder::<Sqlite>::new("SELECT body FROM webhooks WHERE id IN (");
-            let mut ids = select.separated(", ");
-            for (_, webhook, _) in chunk {
-                ids.push_bind(&webhook.id);
-            }
-            select.push(")");
-            for row in select.build().fetch_all(&mut *tx).await? {
-                let stored = webhook_of(&row)?;
-                existing.insert(stored.id.clone(), stored);
+        if all_inserted {
+            inserted.extend(fresh.iter().map(|(_, webhook, _)| webhook.id.as_str()));
+        } else {
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                let mut select = QueryBuilder::<Sqlite>::new(
+                    "SELECT id, request_seq, body FROM webhooks WHERE id IN (",
+                );
+                let mut ids = select.separated(", ");
+                for (_, webhook, _) in chunk {
+                    ids.push_bind(&webhook.id);
+                }
+                select.push(")");
+                for row in select.build().fetch_all(&mut *tx).await? {
+                    let owner: i64 = row.try_get("request_seq")?;
+                    let id: String = row.try_get("id")?;
+                    if owner == request_seq {
+                        if let Some((_, webhook, _)) = chunk.iter().find(|(_, w, _)| w.id == id) {
+                            inserted.insert(webhook.id.as_str());
+                        }
+                    } else {
+                        existing.insert(id, webhook_of(&row)?);
+                    }
+                }
             }
         }
         let mut outcome = InsertOutcome::default();
