@@ -63,6 +63,9 @@ pub enum CommandError {
     /// A receiver or worker could not be assembled.
     #[error("{0}")]
     Build(String),
+    /// The database to inspect does not exist.
+    #[error("no database at {}", .0.display())]
+    NoDatabase(PathBuf),
     /// No dead letter has this id.
     #[error("no dead letter with id {0}")]
     NoSuchDeadLetter(String),
@@ -294,8 +297,28 @@ where
     Ok(())
 }
 
+/// Opens a database that must already exist: `status` and `dead-letter` inspect, they never
+/// create an empty database by mistake (a typo in `--database`).
 async fn open_existing(database: &str) -> Result<SharedStore, CommandError> {
+    if let Some(path) = sqlite_file(database) {
+        if !path.exists() {
+            return Err(CommandError::NoDatabase(path));
+        }
+    }
     Ok(store::open(database).await?)
+}
+
+/// The file a `sqlite:` URL names, if it names one (not `sqlite::memory:`).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
 }
 
 /// The status report, as text or as JSON.

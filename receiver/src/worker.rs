@@ -296,6 +296,7 @@ impl WorkerBuilder {
 
     /// The worker's name in leases: a restarted worker with the same name takes over its own
     /// lease at once; workers with different names exclude each other (default `worker`).
+    /// Two workers running at the same time on one store must therefore have different names.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self

@@ -524,6 +524,14 @@ async fn work_status_and_dead_letter_commands_against_the_same_database() {
         200
     );
 
+    let missing = format!("sqlite://{}/typo.db", dir.path().display());
+    let (ok, _, stderr) = run(&["status", "--database", &missing], &[]);
+    assert!(!ok && stderr.contains("no database at"), "{stderr}");
+    assert!(
+        !dir.path().join("typo.db").exists(),
+        "status never creates a database"
+    );
+
     let (ok, stdout, _) = run(&["status", "--database", &db, "--json"], &[]);
     assert!(ok);
     let status: Value = serde_json::from_str(&stdout).unwrap();
