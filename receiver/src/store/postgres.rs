@@ -65,7 +65,7 @@ const LEASE_TRIES: usize = 32;
 /// open position of its lane (one index probe per candidate). The outer condition is
 /// re-checked by PostgreSQL on the newest row version if another worker got there first.
 macro_rules! lease_lane_head {
-    ($candidates:literal, $lock:literal) => {
+    ($candidates:literal, $order:literal, $lock:literal) => {
         concat!(
             "UPDATE webhooks SET state = 'leased', lease_owner = $1, lease_until_ms = $2, \
                     attempts = attempts + 1, next_attempt_at_ms = NULL \
@@ -77,7 +77,9 @@ macro_rules! lease_lane_head {
                                                  OR COALESCE(w.lease_until_ms, 0) <= $3))) \
                    AND w.seq = (SELECT min(e.seq) FROM webhooks e \
                                 WHERE e.lane = w.lane AND e.state IN ('pending', 'leased')) \
-                 ORDER BY w.seq LIMIT 1 ",
+                 ORDER BY ",
+            $order,
+            " LIMIT 1 ",
             $lock,
             ") \
                AND ((state = 'pending' AND COALESCE(next_attempt_at_ms, 0) <= $3) \
@@ -95,15 +97,26 @@ macro_rules! lease_lane_head {
 const LEASE_LANE_HEAD: &str = lease_lane_head!(
     "(SELECT seq, lane, state, next_attempt_at_ms, lease_owner, lease_until_ms \
       FROM webhooks WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 64)",
+    "w.seq",
     ""
 );
 
-/// Every open webhook is a candidate, skipping heads other workers are leasing right now (after
-/// a collision, or when the first open webhooks all wait). A skipped head is never replaced by a
+/// After a collision: any free head among the first open webhooks, at random, so that workers
+/// racing for the same earliest head spread over lanes instead of queueing behind one another.
+const LEASE_ANY_LANE_HEAD: &str = lease_lane_head!(
+    "(SELECT seq, lane, state, next_attempt_at_ms, lease_owner, lease_until_ms \
+      FROM webhooks WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 64)",
+    "random()",
+    ""
+);
+
+/// Every open webhook is a candidate, skipping heads other workers are leasing right now (when
+/// the first open webhooks all wait, or collisions went on). A skipped head is never replaced by a
 /// later webhook of its lane: in this statement's snapshot the skipped head is still open, so
 /// nothing behind it counts as a head.
 const LEASE_LANE_HEAD_SKIP_LOCKED: &str = lease_lane_head!(
     "(SELECT * FROM webhooks WHERE state IN ('pending', 'leased'))",
+    "w.seq",
     "FOR UPDATE OF w SKIP LOCKED"
 );
 
@@ -268,8 +281,14 @@ impl PostgresStore {
         // The earliest lane head that is due and free (or already this worker's: a restarted
         // worker takes its own lease back), leased in the same statement. First among the
         // first open webhooks without row locks (the cheapest when workers do not collide);
-        // then among all, with `SKIP LOCKED`, so that racing workers spread over lanes.
-        for sql in [LEASE_LANE_HEAD, LEASE_LANE_HEAD_SKIP_LOCKED] {
+        // after a collision any free head there, at random; then among all, with
+        // `SKIP LOCKED`.
+        for sql in [
+            LEASE_LANE_HEAD,
+            LEASE_ANY_LANE_HEAD,
+            LEASE_ANY_LANE_HEAD,
+            LEASE_LANE_HEAD_SKIP_LOCKED,
+        ] {
             let row = sqlx::query(sql)
                 .bind(worker)
                 .bind(until_ms)
