@@ -228,8 +228,16 @@ impl Handler for JsonlSink {
                 // Written just before a crash, not marked done: do not write it twice.
                 return Ok(());
             }
-            state.file.write_all(line.as_bytes())?;
-            state.file.sync_data()?;
+            let before = state.file.metadata()?.len();
+            let written = state
+                .file
+                .write_all(line.as_bytes())
+                .and_then(|()| state.file.sync_data());
+            if let Err(e) = written {
+                // Leave no partial or unsynced line behind: the retry writes it whole.
+                let _ = state.file.set_len(before);
+                return Err(e.into());
+            }
             state.last_id = Some(id);
             Ok(())
         })
