@@ -166,6 +166,14 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A failing test must not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = command(args, env).output().unwrap();
     (
