@@ -219,7 +219,11 @@ impl VirtualClock {
 
     /// The earliest deadline anyone is waiting for, if anyone is.
     pub fn next_deadline(&self) -> Option<SystemTime> {
-        self.lock().sleepers.keys().next().map(|(deadline, _)| *deadline)
+        self.lock()
+            .sleepers
+            .keys()
+            .next()
+            .map(|(deadline, _)| *deadline)
     }
 
     /// Jumps to the earliest registered deadline and wakes its sleepers; returns the new time, or
@@ -272,9 +276,7 @@ impl Future for VirtualSleep {
             timeline.sleepers.remove(&self.key);
             return Poll::Ready(());
         }
-        timeline
-            .sleepers
-            .insert(self.key, Some(cx.waker().clone()));
+        timeline.sleepers.insert(self.key, Some(cx.waker().clone()));
         Poll::Pending
     }
 }
@@ -310,9 +312,15 @@ mod tests {
         let later = clock.sleep(Duration::from_secs(120));
         let sooner = clock.sleep(Duration::from_secs(30));
         assert_eq!(clock.sleepers(), 2);
-        assert_eq!(clock.advance_to_next(), Some(start + Duration::from_secs(30)));
+        assert_eq!(
+            clock.advance_to_next(),
+            Some(start + Duration::from_secs(30))
+        );
         drop(sooner);
-        assert_eq!(clock.advance_to_next(), Some(start + Duration::from_secs(120)));
+        assert_eq!(
+            clock.advance_to_next(),
+            Some(start + Duration::from_secs(120))
+        );
         drop(later);
         assert_eq!(clock.advance_to_next(), None);
     }
@@ -331,9 +339,7 @@ mod tests {
         let clock = VirtualClock::new();
         let task = tokio::spawn({
             let clock = clock.clone();
-            async move {
-                timeout(&clock, Duration::from_secs(2), std::future::pending::<()>()).await
-            }
+            async move { timeout(&clock, Duration::from_secs(2), std::future::pending::<()>()).await }
         });
         while clock.next_deadline().is_none() {
             tokio::task::yield_now().await;
