@@ -133,8 +133,9 @@ async fn acks(replicas: usize, requests: usize, per_request: usize) -> (f64, f64
     )
 }
 
-/// Webhooks handed on per second by `workers` workers (a handler that does nothing).
-async fn processing(workers: usize, ordering: Ordering, webhooks: usize) -> f64 {
+/// Webhooks handed on per second by `workers` workers, with a handler that takes `handler`
+/// (zero: the store's own cost; a few milliseconds: a handler that calls another service).
+async fn processing(workers: usize, ordering: Ordering, webhooks: usize, handler: Duration) -> f64 {
     let (url, name) = fresh_database(&format!("work{workers}")).await;
     let loader = PostgresStore::open_with_connections(&url, ordering, 2)
         .await
@@ -162,6 +163,10 @@ async fn processing(workers: usize, ordering: Ordering, webhooks: usize) -> f64 
                     .handler(handler_fn(move |_job: Job| {
                         let counter = counter.clone();
                         async move {
+                            if !handler.is_zero() {
+                                // Stands for the handler's remote call.
+                                tokio::time::sleep(handler).await;
+                            }
                             counter.fetch_add(1, AtomicOrdering::Relaxed);
                             Ok(())
                         }
@@ -207,15 +212,18 @@ fn main() {
             println!("| {replicas} replica(s) | {single:.0} | {batched:.0} |");
         }
         println!();
-        println!("| handed on by | ordering | webhooks/s |");
-        println!("|---|---|---|");
+        println!(
+            "| handed on by | ordering | no-op handler: webhooks/s | 5 ms handler: webhooks/s |"
+        );
+        println!("|---|---|---|---|");
         for (workers, ordering) in [
             (1, Ordering::Global),
             (1, Ordering::PerProfile),
             (4, Ordering::PerProfile),
         ] {
-            let rate = processing(workers, ordering, webhooks).await;
-            println!("| {workers} worker(s) | {ordering} | {rate:.0} |");
+            let noop = processing(workers, ordering, webhooks, Duration::ZERO).await;
+            let slow = processing(workers, ordering, webhooks / 4, Duration::from_millis(5)).await;
+            println!("| {workers} worker(s) | {ordering} | {noop:.0} | {slow:.0} |");
         }
     });
 }
