@@ -229,7 +229,7 @@ where
 
     tracing::info!(
         listen = %public_addr, admin = %admin_addr, path = %config.path,
-        database = %config.database, sink = %config.sink, worker = config.worker,
+        database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
         secrets = config.secrets.len(), "passfort-receiver serving"
     );
     eprintln!(
@@ -277,10 +277,10 @@ where
         .lease(config.lease)
         .build()
         .map_err(|e| CommandError::Build(e.to_string()))?;
-    tracing::info!(database = %config.database, sink = %config.sink, "passfort-receiver working");
+    tracing::info!(database = %store::display_url(&config.database), sink = %config.sink, "passfort-receiver working");
     eprintln!(
         "passfort-receiver ready worker database={}",
-        config.database
+        store::display_url(&config.database)
     );
     if config.until_idle {
         let drained = worker.run_until_idle().await?;

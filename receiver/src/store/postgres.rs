@@ -829,6 +829,22 @@ mod tests {
     }
 
     #[test]
+    fn logged_urls_have_no_password() {
+        assert_eq!(
+            crate::store::display_url("postgres://app:s3cret@db:5432/hooks?sslmode=require"),
+            "postgres://app@db:5432/hooks?sslmode=require"
+        );
+        assert_eq!(
+            crate::store::display_url("postgres://app@db/hooks"),
+            "postgres://app@db/hooks"
+        );
+        assert_eq!(
+            crate::store::display_url("sqlite://passfort-webhooks.db"),
+            "sqlite://passfort-webhooks.db"
+        );
+    }
+
+    #[test]
     fn lanes_are_profiles() {
         let with = Webhook::new("a", "E", None, serde_json::json!({"profile_id": "p1"}));
         let without = Webhook::new("b", "E", None, serde_json::json!({"other": 1}));
