@@ -232,3 +232,19 @@ async fn a_free_profile_behind_a_long_busy_one_is_found() {
     ));
     store.close().await;
 }
+
+/// Per-profile ordering is a PostgreSQL feature: asking SQLite for it is a clear error.
+#[tokio::test]
+async fn sqlite_refuses_per_profile_ordering() {
+    let refused =
+        passfort_receiver::store::open_with("sqlite::memory:", Ordering::PerProfile).await;
+    match refused {
+        Err(e @ StoreError::UnsupportedOrdering { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "per-profile ordering is not supported by SQLite"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
