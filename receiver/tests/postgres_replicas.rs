@@ -7,7 +7,7 @@
 mod postgres_support;
 
 use passfort_clock::VirtualClock;
-use passfort_receiver::store::{Ordering, PostgresStore, SharedStore, State};
+use passfort_receiver::store::{Ordering, PostgresStore, SharedStore, State, Store};
 use passfort_receiver::testing::{self, RecordingHandler, WebhookBuilder};
 use passfort_receiver::{Receiver, SecretSet, Worker};
 use postgres_support::TestDatabase;
@@ -256,4 +256,67 @@ async fn two_replicas_two_workers_global_order_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_two_workers_per_profile_order_exactly_once() {
     run(Ordering::PerProfile).await;
+}
+
+/// Arrival order is commit order: while one replica's request is staged but not committed,
+/// another replica's request waits for it (PostgreSQL shows that session waiting on the
+/// staging lock) instead of committing positions that a worker could hand on before the
+/// earlier request's. Once the first commits, the second lands wholly behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_request_waits_for_the_staged_one_before_it() {
+    let db = TestDatabase::create().await;
+    let replica_a = PostgresStore::open_with_connections(&db.url, Ordering::Global, 2)
+        .await
+        .unwrap();
+    let replica_b = PostgresStore::open_with_connections(&db.url, Ordering::Global, 2)
+        .await
+        .unwrap();
+    let first = queue(3);
+    let second = queue(2);
+    let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let staged = replica_a
+        .stage(&testing::verified(&first), at)
+        .await
+        .unwrap();
+    let verified = testing::verified(&second);
+    let later = tokio::spawn(async move {
+        let outcome = replica_b.stage(&verified, at).await?.commit().await;
+        replica_b.close().await;
+        outcome
+    });
+    // Wait (bounded by rounds) until PostgreSQL shows the later request waiting on the lock;
+    // if it committed instead, order would be broken.
+    let mut waiting = false;
+    for _ in 0..10_000 {
+        assert!(
+            !later.is_finished(),
+            "a later request committed while an earlier one was still staged"
+        );
+        let sessions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+               AND wait_event = 'advisory'",
+        )
+        .fetch_one(replica_a.pool())
+        .await
+        .unwrap();
+        if sessions == 1 {
+            waiting = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(waiting, "the later request never waited for the staged one");
+    staged.commit().await.unwrap();
+    let outcome = later.await.unwrap().unwrap();
+    assert_eq!(outcome.stored, ids(&second));
+    let stored: Vec<String> = replica_a
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.webhook.id)
+        .collect();
+    assert_eq!(stored, [ids(&first), ids(&second)].concat());
+    replica_a.close().await;
 }
