@@ -34,6 +34,7 @@ use crate::account::{AccountSettings, BatchShape};
 use crate::attempt::{Attempt, Outcome};
 use crate::clock::{Clock, SharedClock, SimClock, SystemClock, VirtualClock};
 use crate::event::Webhook;
+use crate::snapshot::{CadencePosition, DeliverySnapshot, DeliveryTotals, SnapshotError};
 use crate::status::{QueueState, RecentFailure, StatusQueue};
 use crate::transport::{Answer, Transport, TransportError};
 
@@ -488,6 +489,105 @@ impl Engine {
             failed_attempts_total: state.failed_attempts_total,
             dropped: state.dropped,
         }
+    }
+
+    /// The delivery state as data (queue, failed attempts at the head, next retry, last
+    /// processed, recent failures, totals, cadence position), so it can outlive the process:
+    /// PassFort's queue keeps its back-off across anything. Taken in one piece under the lock.
+    pub fn snapshot(&self) -> DeliverySnapshot {
+        let state = self.lock();
+        let head = state.head_seq();
+        DeliverySnapshot {
+            queue: state.queue.iter().map(|q| q.webhook.clone()).collect(),
+            failed_attempts: state.failures,
+            next_send: if state.queue.is_empty() {
+                None
+            } else {
+                state.next_send
+            },
+            last_processed: state.last_processed,
+            recent_failures: state
+                .recent_failures
+                .iter()
+                .filter(|(seq, _)| *seq >= head)
+                .map(|(_, failure)| failure.clone())
+                .collect(),
+            totals: DeliveryTotals {
+                enqueued: state.enqueued,
+                delivered: state.delivered,
+                attempts: state.attempts,
+                failed_attempts: state.failed_attempts_total,
+                dropped: state.dropped,
+            },
+            cadence: Some(CadencePosition::new(
+                state.rng.get_seed(),
+                state.rng.get_word_pos(),
+            )),
+        }
+    }
+
+    /// Replaces the delivery state with `snapshot`, as [`Engine::snapshot`] took it: the queue
+    /// is put back as it was (whatever the enabled switch and events filter say, which apply to
+    /// new events only), and the head keeps its failed attempts and next retry time. Settings
+    /// are left alone. A request in flight meanwhile no longer changes the queue when it ends.
+    pub fn restore(&self, snapshot: DeliverySnapshot) -> Result<(), SnapshotError> {
+        let cadence = match &snapshot.cadence {
+            Some(position) => Some(
+                position
+                    .parse()
+                    .ok_or_else(|| SnapshotError::InvalidCadence(position.clone()))?,
+            ),
+            None => None,
+        };
+        let now = self.now();
+        let mut state = self.lock();
+        state.generation += 1;
+        state.queue = snapshot
+            .queue
+            .into_iter()
+            .enumerate()
+            .map(|(seq, webhook)| Queued {
+                seq: seq as u64,
+                webhook,
+            })
+            .collect();
+        state.next_seq = state.queue.len() as u64;
+        state.failures = snapshot.failed_attempts;
+        state.next_send = if state.queue.is_empty() {
+            None
+        } else {
+            Some(snapshot.next_send.unwrap_or(now))
+        };
+        state.retry_after_flight = false;
+        state.last_processed = snapshot.last_processed;
+        let recent: VecDeque<(u64, RecentFailure)> = snapshot
+            .recent_failures
+            .into_iter()
+            .filter_map(|failure| {
+                let seq = state
+                    .queue
+                    .iter()
+                    .find(|q| q.webhook.id == failure.webhook_id)?
+                    .seq;
+                Some((seq, failure))
+            })
+            .take(10)
+            .collect();
+        state.recent_failures = recent;
+        let totals = snapshot.totals;
+        state.enqueued = totals.enqueued;
+        state.delivered = totals.delivered;
+        state.attempts = totals.attempts;
+        state.failed_attempts_total = totals.failed_attempts;
+        state.dropped = totals.dropped;
+        if let Some((seed, word_pos)) = cadence {
+            let mut rng = ChaCha8Rng::from_seed(seed);
+            rng.set_word_pos(word_pos);
+            state.rng = rng;
+        }
+        drop(state);
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Every attempt so far (empty when [`EngineOptions::keep_log`] is off).

@@ -42,6 +42,7 @@ pub mod engine;
 pub mod event;
 pub mod sandbox;
 pub mod send;
+pub mod snapshot;
 pub mod status;
 pub mod transport;
 
@@ -51,6 +52,7 @@ pub use backoff::BackoffSchedule;
 pub use clock::SimClock;
 pub use engine::{Engine, EngineError, EngineOptions, Enqueued, RunOutcome};
 pub use event::{EventType, Generator, IdMinter, IdStyle, Webhook};
+pub use snapshot::{CadencePosition, DeliverySnapshot, DeliveryTotals, SnapshotError};
 pub use status::{QueueState, RecentFailure, StatusQueue};
 pub use transport::{
     Answer, Fault, FaultyTransport, FnTransport, HttpTransport, ServiceTransport, Transport,
@@ -65,6 +67,7 @@ pub mod prelude {
     pub use crate::clock::{Clock, SharedClock, SimClock, SystemClock, VirtualClock};
     pub use crate::engine::{Engine, EngineOptions, Enqueued, RunOutcome};
     pub use crate::event::{EventType, Generator, Webhook};
+    pub use crate::snapshot::DeliverySnapshot;
     pub use crate::status::{QueueState, StatusQueue};
     pub use crate::transport::{
         Answer, Fault, FaultyTransport, FnTransport, HttpTransport, ServiceTransport, Transport,

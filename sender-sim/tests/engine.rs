@@ -718,3 +718,126 @@ async fn the_inferred_method_and_content_type_are_settings() {
         Some("application/json; charset=utf-8")
     );
 }
+
+/// The batched, faulty run of [`scripted_run`], stopped after `stop_after` attempts: the engine
+/// is snapshotted (through JSON, as a file would keep it) and dropped, and a new engine with a
+/// different seed restores the snapshot and carries on. Returns both halves of the attempt log.
+async fn restarted_run(seed: u64, stop_after: usize) -> String {
+    let clock = VirtualClock::new();
+    let recorder = Recorder::new();
+    let faults = FaultyTransport::new(recorder.transport(), clock.clone());
+    faults.script([
+        Fault::Status(500),
+        Fault::Delay(Duration::from_secs(7)),
+        Fault::Refuse,
+        Fault::Pass,
+        Fault::DropAnswer,
+        Fault::Status(204),
+    ]);
+    let options = |seed| EngineOptions {
+        seed,
+        ..EngineOptions::default()
+    };
+    let first = Engine::with_options(
+        settings().batched(),
+        clock.clone(),
+        faults.clone(),
+        options(seed),
+    )
+    .unwrap();
+    let mut generator = Generator::new(seed);
+    first.enqueue_all(generator.mix(450, clock.now()));
+    for _ in 0..stop_after {
+        first.step().await.unwrap();
+    }
+    let before = first.status();
+    let saved = serde_json::to_string(&first.snapshot()).unwrap();
+    let mut log = first.attempt_log_json_lines();
+    drop(first);
+
+    // Another seed: the batch cadence must come from the snapshot, not be drawn afresh.
+    let second = Engine::with_options(
+        settings().batched(),
+        clock.clone(),
+        faults,
+        options(seed + 1),
+    )
+    .unwrap();
+    second
+        .restore(serde_json::from_str(&saved).unwrap())
+        .unwrap();
+    assert_eq!(
+        second.status(),
+        before,
+        "the status queue survives the restart"
+    );
+    assert_eq!(
+        second.run_until_empty(Duration::from_secs(86_400)).await,
+        RunOutcome::Emptied
+    );
+    log.push_str(&second.attempt_log_json_lines());
+    log
+}
+
+#[tokio::test]
+async fn snapshot_then_restore_continues_exactly_as_never_stopping() {
+    let uninterrupted = scripted_run(42).await;
+    let total = uninterrupted.lines().count();
+    assert!(total >= 10);
+    // Stopped mid back-off (1 and 3 failures at the head), right after a delivery, and near the
+    // end: the log is the same byte for byte each time.
+    for stop_after in [1, 3, 4, total - 1] {
+        let restarted = restarted_run(42, stop_after).await;
+        assert_eq!(
+            restarted, uninterrupted,
+            "stopped after {stop_after} attempts"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restored_head_keeps_its_failed_attempts_and_back_off() {
+    let recorder = Recorder::new();
+    recorder.answer(503);
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    engine.enqueue_all(webhooks(2, clock.now()));
+    engine.step().await.unwrap();
+    engine.step().await.unwrap();
+    let failed_at = clock.now();
+    let snapshot = engine.snapshot();
+    assert_eq!(snapshot.failed_attempts, 2);
+    assert_eq!(
+        snapshot.next_send,
+        Some(failed_at + Duration::from_secs(60)),
+        "60 s after the second failure"
+    );
+    assert_eq!(snapshot.recent_failures.len(), 1);
+    assert_eq!(snapshot.totals.failed_attempts, 2);
+
+    recorder.answer(200);
+    let restored = Engine::new(settings(), clock.clone(), recorder.transport()).unwrap();
+    restored.restore(snapshot.clone()).unwrap();
+    let status = restored.status();
+    assert_eq!(status.queue, QueueState::Stalled);
+    assert_eq!(status.failed_attempts, 2);
+    assert_eq!(status.next_retry, Some(failed_at + Duration::from_secs(60)));
+    assert_eq!(status.recent_failures.len(), 1);
+
+    // Not before the back-off ends, and then as the third try.
+    assert!(restored.attempt_if_due().await.is_none());
+    let third = restored.step().await.unwrap();
+    assert_eq!(third.at, failed_at + Duration::from_secs(60));
+    assert_eq!(third.try_number, 3);
+    assert_eq!(third.seq, 3, "the log numbering counts on");
+    assert!(third.outcome.is_delivered());
+
+    // A snapshot that cannot be read is refused and changes nothing.
+    let mut garbled = snapshot;
+    garbled.queue.clear();
+    garbled.cadence = Some(passfort_sender_sim::CadencePosition {
+        seed: "not hex".into(),
+        word_pos: "0".into(),
+    });
+    assert!(restored.restore(garbled).is_err());
+    assert_eq!(restored.queued(), 1);
+}

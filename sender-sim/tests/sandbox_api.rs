@@ -584,7 +584,11 @@ async fn state_file_keeps_settings_and_queue_across_a_restart() {
     assert_eq!(second.get("/api/config").await, config_before);
     let status = second.get("/api/status").await;
     assert_eq!(status["waiting"], 4);
-    assert_eq!(status["state"], "Waiting");
+    assert_eq!(
+        status["state"], "Stalled",
+        "the failed head keeps its back-off"
+    );
+    clock.advance(Duration::from_secs(30));
     let sent = second.sandbox.deliver_due().await;
     assert_eq!(sent.len(), 4);
     let seen = receiver.ids();
@@ -598,6 +602,136 @@ async fn state_file_keeps_settings_and_queue_across_a_restart() {
     // Delivered webhooks are gone from the file too.
     let third = open_with(clock, receiver, Some(&state));
     assert_eq!(third.get("/api/status").await["waiting"], 0);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_failed_attempts_next_retry_and_last_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let clock = VirtualClock::new();
+    let receiver = Receiver::new();
+    let first = open_with(clock.clone(), receiver.clone(), Some(&state));
+    first.configure().await;
+    // One delivered, for "Last processed"…
+    first
+        .trigger(json!({"event": "CHECK_COMPLETED", "count": 1}))
+        .await;
+    assert!(first.sandbox.deliver_due().await[0].outcome.is_delivered());
+    let delivered_at = clock.now();
+    // …then the endpoint fails twice: 60 s of back-off after the second failure.
+    let ids = ids_of(
+        &first
+            .trigger(json!({"event": "CHECK_COMPLETED", "count": 2}))
+            .await,
+    );
+    receiver.answer(503);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(first.sandbox.deliver_due().await.len(), 1);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(first.sandbox.deliver_due().await.len(), 1);
+    let before = first.get("/api/status").await;
+    assert_eq!(before["failed_attempts"], 2);
+    assert_eq!(before["next_retry_in_seconds"], 60.0);
+    drop(first);
+
+    clock.advance(Duration::from_secs(20));
+    let second = open_with(clock.clone(), receiver.clone(), Some(&state));
+    let status = second.get("/api/status").await;
+    assert_eq!(status["state"], "Stalled");
+    assert_eq!(status["waiting"], 2);
+    assert_eq!(status["failed_attempts"], 2, "the failure count survives");
+    assert_eq!(
+        status["next_retry_in_seconds"], 40.0,
+        "the retry time survives: 60 s after the failure, 20 s of which passed while stopped"
+    );
+    assert_eq!(status["next_retry"], before["next_retry"]);
+    assert_eq!(status["last_processed"], before["last_processed"]);
+    assert_eq!(
+        status["last_processed_ago_seconds"],
+        clock
+            .now()
+            .duration_since(delivered_at)
+            .unwrap()
+            .as_secs_f64()
+    );
+    // Recent failures survive; their HTTP status came from the attempt list, which is not
+    // kept, so after a restart the reason text carries it.
+    let without_status = |failures: &Value| {
+        let mut failures = failures.clone();
+        for failure in failures.as_array_mut().unwrap() {
+            failure.as_object_mut().unwrap().remove("status");
+        }
+        failures
+    };
+    assert_eq!(status["recent_failures"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        without_status(&status["recent_failures"]),
+        without_status(&before["recent_failures"])
+    );
+    assert!(status["recent_failures"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("503"));
+    assert_eq!(status["totals"], before["totals"]);
+
+    // Nothing goes before the saved retry time; then the head goes as its third try.
+    receiver.answer(200);
+    clock.advance(Duration::from_secs(39));
+    assert!(second.sandbox.deliver_due().await.is_empty());
+    clock.advance(Duration::from_secs(1));
+    let sent = second.sandbox.deliver_due().await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].try_number, 3);
+    assert_eq!(sent[0].webhook_ids[0].to_string(), ids[0]);
+    assert_eq!(second.get("/api/status").await["state"], "Empty");
+
+    // Refresh is kept too: cleared Recent failures do not come back after a restart.
+    receiver.answer(503);
+    second
+        .trigger(json!({"event": "CHECK_COMPLETED", "count": 1}))
+        .await;
+    assert_eq!(second.sandbox.deliver_due().await.len(), 1);
+    assert_eq!(
+        second.get("/api/status").await["recent_failures"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    second.post("/api/refresh").await;
+    drop(second);
+    let third = open_with(clock, receiver, Some(&state));
+    let status = third.get("/api/status").await;
+    assert_eq!(status["recent_failures"], json!([]));
+    assert_eq!(status["failed_attempts"], 1);
+}
+
+#[tokio::test]
+async fn a_state_file_without_delivery_state_still_loads_with_the_head_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let clock = VirtualClock::new();
+    let receiver = Receiver::new();
+    let first = open_with(clock.clone(), receiver.clone(), Some(&state));
+    first.configure().await;
+    receiver.answer(500);
+    first
+        .trigger(json!({"event": "CHECK_COMPLETED", "count": 2}))
+        .await;
+    assert_eq!(first.sandbox.deliver_due().await.len(), 1);
+    drop(first);
+    // A file as the previous version wrote it: no "delivery".
+    let mut saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(saved["delivery"].is_object());
+    saved.as_object_mut().unwrap().remove("delivery");
+    std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
+
+    receiver.answer(200);
+    let second = open_with(clock, receiver, Some(&state));
+    let status = second.get("/api/status").await;
+    assert_eq!(status["waiting"], 2);
+    assert_eq!(status["failed_attempts"], 0);
+    assert_eq!(second.sandbox.deliver_due().await.len(), 2);
 }
 
 #[tokio::test]

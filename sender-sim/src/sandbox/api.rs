@@ -135,6 +135,8 @@ async fn retry(State(sandbox): State<Sandbox>) -> Response {
 
 async fn refresh(State(sandbox): State<Sandbox>) -> Response {
     sandbox.refresh();
+    // Recent failures are part of the saved state: a restart must not bring them back.
+    sandbox.save_logged().await;
     ok(sandbox.status_view())
 }
 

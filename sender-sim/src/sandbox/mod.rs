@@ -4,7 +4,8 @@
 //! "Webhook config" page (settings, the status queue with Refresh and Retry) and a Trigger form
 //! that stands in for activity on profiles. The page and scripts use the same JSON API
 //! ([`api`]); the delivery engine runs continuously on the sandbox's clock (the real one in the
-//! binary), and `--state PATH` keeps the settings and the queue across restarts ([`persist`]).
+//! binary), and `--state PATH` keeps the settings, the queue and its back-off (failed attempts,
+//! next retry, "Last processed") across restarts ([`persist`]).
 //!
 //! A [`Sandbox`] is a cheap handle; [`Sandbox::router`] is the web app as a `tower::Service`,
 //! [`Sandbox::run`] the delivery loop, and [`Sandbox::deliver_due`] a single step of that loop
@@ -85,7 +86,8 @@ pub enum SandboxError {
 pub struct SandboxOptions {
     /// `--time-scale`: divides back-off waits and the batch cadence (not the answer limits).
     pub time_scale: f64,
-    /// `--state`: where settings and the queue are kept; `None` keeps them in memory only.
+    /// `--state`: where settings, the queue and its back-off are kept; `None` keeps them in
+    /// memory only.
     pub state: Option<PathBuf>,
     /// Seeds generated data and ids. The binary uses the start time so ids never repeat across
     /// restarts; tests fix it.
@@ -142,8 +144,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sandbox {
-    /// Opens a sandbox: loads `options.state` if it exists (settings and queue as saved), else
-    /// starts with webhooks disabled, every known event enabled, batching off and
+    /// Opens a sandbox: loads `options.state` if it exists (settings, queue and back-off as
+    /// saved), else starts with webhooks disabled, every known event enabled, batching off and
     /// [`DEFAULT_ENDPOINT`].
     pub fn open(
         options: SandboxOptions,
@@ -155,8 +157,11 @@ impl Sandbox {
             Some(store) => store.load()?,
             None => None,
         };
-        let (config, queue) = match saved {
-            Some(saved) => (saved.config, saved.queue),
+        let (config, queue, delivery) = match saved {
+            Some(saved) => {
+                let delivery = saved.delivery_with_queue();
+                (saved.config, saved.queue, delivery)
+            }
             None => (
                 persist::SavedConfig {
                     enabled: false,
@@ -170,6 +175,7 @@ impl Sandbox {
                     batching: false,
                 },
                 Vec::new(),
+                None,
             ),
         };
 
@@ -194,7 +200,23 @@ impl Sandbox {
                 ..EngineOptions::default()
             },
         )?;
-        engine.enqueue_all(queue);
+        match delivery {
+            // The queue with its back-off, failed attempts and "Last processed" as they were.
+            Some(delivery) => {
+                engine
+                    .restore(delivery)
+                    .map_err(|e| SandboxError::StateFile {
+                        path: store
+                            .as_ref()
+                            .map(|store| store.path().to_owned())
+                            .unwrap_or_default(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            None => {
+                engine.enqueue_all(queue);
+            }
+        }
         engine.update_settings(|s| {
             s.enabled_events = EnabledEvents::only(config.enabled_events.iter().cloned())
         })?;
@@ -248,13 +270,14 @@ impl Sandbox {
                     self.record(attempt);
                     // Save when a burst of deliveries ends (or every 100 requests) rather than
                     // after each one: a crash then resends a few delivered webhooks, which
-                    // PassFort does too, instead of losing any.
+                    // PassFort does too, instead of losing any. A failure is saved at once: it
+                    // starts a back-off, which a restart keeps.
                     let burst_over = self
                         .inner
                         .engine
                         .next_due()
                         .is_none_or(|due| due > self.inner.engine.now());
-                    if delivered && (burst_over || self.inner.engine.status().attempts % 100 == 0) {
+                    if !delivered || burst_over || self.inner.engine.status().attempts % 100 == 0 {
                         self.save_logged().await;
                     }
                 }
@@ -263,15 +286,15 @@ impl Sandbox {
         }
     }
 
-    /// Sends everything due right now, without waiting or moving time, and saves the queue.
-    /// For tests on a virtual clock: advance the clock, then call this.
+    /// Sends everything due right now, without waiting or moving time, and saves the queue and
+    /// its back-off. For tests on a virtual clock: advance the clock, then call this.
     pub async fn deliver_due(&self) -> Vec<Attempt> {
         let mut sent = Vec::new();
         while let Some(attempt) = self.inner.engine.attempt_if_due().await {
             self.record(attempt.clone());
             sent.push(attempt);
         }
-        if sent.iter().any(|a| a.outcome.is_delivered()) {
+        if !sent.is_empty() {
             self.save_logged().await;
         }
         sent
@@ -290,9 +313,12 @@ impl Sandbox {
     /// The saved form of the sandbox as it stands, with `extra` webhooks queued behind.
     fn snapshot(&self, extra: &[Webhook]) -> SavedState {
         let settings = self.inner.engine.settings();
-        let mut queue = self.inner.engine.queued_webhooks();
+        // One snapshot for the queue and its back-off, so the two always agree.
+        let mut delivery = self.inner.engine.snapshot();
+        let mut queue = std::mem::take(&mut delivery.queue);
         queue.extend_from_slice(extra);
         SavedState::new(persist::SavedConfig::from_settings(&settings), queue)
+            .with_delivery(delivery)
     }
 
     fn save_now(&self) -> Result<(), SandboxError> {

@@ -1,4 +1,4 @@
-//! `--state PATH`: the sandbox's settings and queue in one JSON file, replaced atomically
+//! `--state PATH`: the sandbox's settings, queue and back-off in one JSON file, replaced atomically
 //! (write a temporary file, flush it to disk, rename) so a crash leaves the old or the new
 //! snapshot, never half of one. The file holds the shared secret, so it is created readable by
 //! its owner only.
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::SandboxError;
 use crate::account::{AccountSettings, EnabledEvents};
 use crate::event::{EventType, Webhook};
+use crate::snapshot::DeliverySnapshot;
 
 /// The `format` value of a state file this version reads and writes.
 pub const FORMAT: &str = "passfort-sim-sandbox/1";
@@ -58,6 +59,11 @@ pub struct SavedState {
     pub config: SavedConfig,
     /// The queue, head first, without secrets (they are added when a request is built).
     pub queue: Vec<Webhook>,
+    /// The rest of the delivery state (failed attempts at the head, next retry, last processed,
+    /// recent failures, totals), its own queue left empty: `queue` above is the one kept. Absent
+    /// in files written before it existed; those restart with the head due at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySnapshot>,
 }
 
 impl SavedState {
@@ -67,7 +73,25 @@ impl SavedState {
             format: FORMAT.to_owned(),
             config,
             queue,
+            delivery: None,
         }
+    }
+
+    /// The same with the engine's delivery state, so a restart keeps the back-off. The
+    /// snapshot's own queue is dropped: `queue` is the one kept.
+    pub fn with_delivery(mut self, mut delivery: DeliverySnapshot) -> Self {
+        delivery.queue = Vec::new();
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// The delivery state to restore, with `queue` as its queue; `None` for a file written
+    /// before the delivery state was kept.
+    pub fn delivery_with_queue(&self) -> Option<DeliverySnapshot> {
+        self.delivery.clone().map(|mut delivery| {
+            delivery.queue = self.queue.clone();
+            delivery
+        })
     }
 }
 
