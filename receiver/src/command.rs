@@ -214,6 +214,52 @@ where
         None => None,
     };
 
+    let public = (public, receiver.router());
+    let admin = Some((admin, receiver.admin_router()));
+    serve_until("passfort-receiver", public, admin, worker, shutdown, || {
+        tracing::info!(
+            listen = %public_addr, admin = %admin_addr, path = %config.path,
+            database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
+            secrets = config.secrets.len(), "passfort-receiver serving"
+        );
+        eprintln!(
+            "passfort-receiver ready listen={public_addr} admin={admin_addr} path={}",
+            config.path
+        );
+    })
+    .await
+}
+
+/// Binds `addr`, or says which address could not be bound and why: binaries bind before they
+/// print their readiness line, so that the line gives the address actually bound (port 0 picks
+/// one) and a busy port is a clear error rather than a server that never answers.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CommandError::Bind { addr, source })
+}
+
+/// Serves `public` (and `admin`, if the process has a private address) on their bound
+/// listeners until `shutdown` completes; then stops accepting on both, lets the requests in
+/// flight finish (so every webhook answered 200 is committed), stops `worker` after the webhook
+/// in hand, logs `{name} stopped` and returns the first server error.
+///
+/// `ready` runs once the shutdown is being watched and just before the servers start: it is
+/// where a binary prints its readiness line, so that a signal sent as soon as that line appears
+/// already stops the process gracefully. `passfort-receiver serve` and binaries that embed the
+/// receiver (the Salesforce relay) share this, so they stop the same way.
+pub async fn serve_until<F, R>(
+    name: &str,
+    public: (tokio::net::TcpListener, axum::Router),
+    admin: Option<(tokio::net::TcpListener, axum::Router)>,
+    worker: Option<crate::worker::RunningWorker>,
+    shutdown: F,
+    ready: R,
+) -> Result<(), CommandError>
+where
+    F: Future<Output = ()> + Send + 'static,
+    R: FnOnce(),
+{
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -222,38 +268,30 @@ where
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let (listener, router) = public;
     let public_server =
-        axum::serve(public, receiver.router()).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server = axum::serve(admin, receiver.admin_router())
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_server = admin.map(|(listener, router)| {
+        axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()))
+    });
 
-    tracing::info!(
-        listen = %public_addr, admin = %admin_addr, path = %config.path,
-        database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
-        secrets = config.secrets.len(), "passfort-receiver serving"
-    );
-    eprintln!(
-        "passfort-receiver ready listen={public_addr} admin={admin_addr} path={}",
-        config.path
-    );
+    ready();
 
-    let (public_result, admin_result) =
-        tokio::join!(async { public_server.await }, async { admin_server.await });
+    let (public_result, admin_result) = tokio::join!(async { public_server.await }, async {
+        match admin_server {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
+    });
     if let Some(worker) = worker {
         if let Err(e) = worker.shutdown().await {
             tracing::error!(error = %e, "worker did not stop cleanly");
         }
     }
-    tracing::info!("passfort-receiver stopped");
+    tracing::info!("{name} stopped");
     public_result.map_err(CommandError::Serve)?;
     admin_result.map_err(CommandError::Serve)?;
     Ok(())
-}
-
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| CommandError::Bind { addr, source })
 }
 
 /// Works the queue until `shutdown` completes (finishing the webhook in hand).

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use passfort_receiver::command::{self, ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
+use passfort_receiver::shutdown;
 use passfort_receiver::sink::Sink;
 use passfort_receiver::store::Ordering;
 use passfort_receiver::RetryPolicy;
@@ -163,28 +164,7 @@ enum DeadLetterAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    passfort_receiver::process::run(run(cli))
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -218,7 +198,7 @@ async fn run(cli: Cli) -> Result<()> {
                 single_deadline,
                 ordering,
             };
-            command::serve(config, shutdown_signal()).await?;
+            command::serve(config, shutdown::signal()).await?;
         }
         Command::Work {
             database,
@@ -240,7 +220,7 @@ async fn run(cli: Cli) -> Result<()> {
                 lease,
                 worker_name,
             };
-            command::work(config, shutdown_signal()).await?;
+            command::work(config, shutdown::signal()).await?;
         }
         Command::Migrate { database } => {
             print!("{}", command::migrate(&database).await?);
@@ -260,29 +240,4 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use passfort_receiver::command::secrets_from_env;
+use passfort_receiver::{process, shutdown};
 use salesforce_relay::{retry_policy, serve, SalesforceConfig, ServeConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,27 +45,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // `{:#}`: the error with its causes, e.g. which setting the configuration lacks.
+    process::run(async { run(cli).await.map_err(|e| format!("{e:#}")) })
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -80,31 +62,6 @@ async fn run(cli: Cli) -> Result<()> {
         salesforce,
         retry: retry_policy(cli.retry_initial, cli.retry_max),
     };
-    serve(config, shutdown_signal()).await?;
+    serve(config, shutdown::signal()).await?;
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

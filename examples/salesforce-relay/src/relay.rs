@@ -11,6 +11,7 @@ use crate::config::SalesforceConfig;
 use crate::forward::Forwarder;
 use axum::Router;
 use passfort_clock::{SharedClock, SystemClock};
+use passfort_receiver::command::{self, CommandError};
 use passfort_receiver::{
     store, Receiver, RetryPolicy, RunningWorker, SecretSet, SharedStore, Worker,
 };
@@ -39,18 +40,10 @@ pub enum RelayError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    /// An address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed while running.
-    #[error("server error: {0}")]
-    Serve(#[source] std::io::Error),
+    /// An address could not be bound, or a server failed while running: the relay serves the
+    /// way `passfort-receiver serve` does, and fails the same way.
+    #[error(transparent)]
+    Serve(#[from] CommandError),
 }
 
 /// The retry policy the relay uses: exponential from `initial`, capped at `max`, and blocking
@@ -155,64 +148,43 @@ where
         config.retry,
         Arc::new(SystemClock),
     )?;
-    let public = bind(config.listen).await?;
-    let public_addr = public.local_addr().map_err(RelayError::Serve)?;
+    let public = command::bind(config.listen).await?;
+    let public_addr = public.local_addr().map_err(CommandError::Serve)?;
     let admin = match config.admin_listen {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => Some(command::bind(addr).await?),
         None => None,
     };
     let admin_addr = match &admin {
-        Some(listener) => Some(listener.local_addr().map_err(RelayError::Serve)?),
+        Some(listener) => Some(listener.local_addr().map_err(CommandError::Serve)?),
         None => None,
     };
     let worker = relay.spawn_worker();
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let public_server =
-        axum::serve(public, relay.router()).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server = admin.map(|listener| {
-        axum::serve(listener, relay.receiver().admin_router())
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-    });
-
-    tracing::info!(
-        listen = %public_addr,
-        admin = ?admin_addr,
-        database = %config.database,
-        login_url = %config.salesforce.login_url,
-        target_path = %config.salesforce.target_path,
-        secrets = config.secrets.len(),
-        "salesforce-relay serving"
-    );
-    match admin_addr {
-        Some(admin) => eprintln!("salesforce-relay ready listen={public_addr} admin={admin}"),
-        None => eprintln!("salesforce-relay ready listen={public_addr}"),
-    }
-
-    let (public_result, admin_result) = tokio::join!(async { public_server.await }, async {
-        match admin_server {
-            Some(server) => server.await,
-            None => Ok(()),
+    let public = (public, relay.router());
+    let admin = admin.map(|listener| (listener, relay.receiver().admin_router()));
+    let ready = || {
+        tracing::info!(
+            listen = %public_addr,
+            admin = ?admin_addr,
+            database = %config.database,
+            login_url = %config.salesforce.login_url,
+            target_path = %config.salesforce.target_path,
+            secrets = config.secrets.len(),
+            "salesforce-relay serving"
+        );
+        match admin_addr {
+            Some(admin) => eprintln!("salesforce-relay ready listen={public_addr} admin={admin}"),
+            None => eprintln!("salesforce-relay ready listen={public_addr}"),
         }
-    });
-    if let Err(e) = worker.shutdown().await {
-        tracing::error!(error = %e, "worker did not stop cleanly");
-    }
-    tracing::info!("salesforce-relay stopped");
-    public_result.map_err(RelayError::Serve)?;
-    admin_result.map_err(RelayError::Serve)?;
+    };
+    command::serve_until(
+        "salesforce-relay",
+        public,
+        admin,
+        Some(worker),
+        shutdown,
+        ready,
+    )
+    .await?;
     Ok(())
-}
-
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RelayError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RelayError::Bind { addr, source })
 }

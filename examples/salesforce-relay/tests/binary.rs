@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{MockSalesforce, CLIENT_ID, CLIENT_SECRET};
+use common::{ids, MockSalesforce, CLIENT_ID, CLIENT_SECRET};
 use passfort_receiver::testing::{self, WebhookBuilder};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -108,10 +108,6 @@ async fn accepted(sf: &MockSalesforce, count: usize) -> Vec<String> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn ids(hooks: &[WebhookBuilder]) -> Vec<String> {
-    hooks.iter().map(|h| h.get_id().to_owned()).collect()
 }
 
 fn assert_no_secrets(output: &str, sf: &MockSalesforce) {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    config, passfort_sends, relay, relay_with, retry_at, run, MockSalesforce, APEX_PATH, CLIENT_ID,
-    CLIENT_SECRET,
+    config, ids, passfort_sends, relay, relay_with, retry_at, run, MockSalesforce, APEX_PATH,
+    CLIENT_ID, CLIENT_SECRET,
 };
 use passfort_clock::{Clock, VirtualClock};
 use passfort_receiver::testing::{self, WebhookBuilder};
@@ -157,13 +157,7 @@ async fn an_expired_token_is_renewed_once_and_the_webhook_sent_again_at_once() {
 
     let issued = sf.issued();
     assert_eq!(issued.len(), 2, "one renewal");
-    assert_eq!(
-        sf.accepted_ids(),
-        hooks
-            .iter()
-            .map(|h| h.get_id().to_owned())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(sf.accepted_ids(), ids(&hooks));
     let calls = sf.calls();
     let refused: Vec<_> = calls.iter().filter(|c| c.status == 401).collect();
     assert_eq!(refused.len(), 1);
@@ -250,13 +244,7 @@ async fn salesforce_down_for_a_while_then_back_keeps_order_and_backs_off() {
     let drained = run(&relay).await;
     assert_eq!(drained.done, 4);
     assert_eq!(drained.idle, Some(Idle::Empty));
-    assert_eq!(
-        sf.accepted_ids(),
-        hooks
-            .iter()
-            .map(|h| h.get_id().to_owned())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(sf.accepted_ids(), ids(&hooks));
     assert_eq!(sf.issued().len(), 1, "a 500 does not renew the token");
     assert_no_passfort_secret(&sf);
 }

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use passfort_clock::VirtualClock;
-use passfort_receiver::testing;
+use passfort_receiver::testing::{self, WebhookBuilder};
 use passfort_receiver::worker::{Drained, Idle};
 use passfort_receiver::{RetryPolicy, SecretSet, SqliteStore};
 use salesforce_relay::{retry_policy, ClientSecret, Relay, SalesforceConfig};
@@ -325,6 +325,11 @@ pub async fn passfort_sends(relay: &Relay, body: &Value) -> Value {
 
 pub async fn run(relay: &Relay) -> Drained {
     relay.worker().run_until_idle().await.unwrap()
+}
+
+/// The ids of `hooks`, in order: what Salesforce must have accepted once they were relayed.
+pub fn ids(hooks: &[WebhookBuilder]) -> Vec<String> {
+    hooks.iter().map(|h| h.get_id().to_owned()).collect()
 }
 
 pub fn retry_at(drained: &Drained) -> SystemTime {
