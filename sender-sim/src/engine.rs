@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
@@ -647,6 +648,27 @@ impl Engine {
         give_up_after: Duration,
         mut observe: impl FnMut(&Attempt, &Engine),
     ) -> RunOutcome {
+        let run = self.run_until_empty_or_break(give_up_after, |attempt, engine| {
+            observe(attempt, engine);
+            ControlFlow::<std::convert::Infallible>::Continue(())
+        });
+        match run.await {
+            ControlFlow::Continue(outcome) => outcome,
+            ControlFlow::Break(never) => match never {},
+        }
+    }
+
+    /// [`Engine::run_until_empty_with`] whose observer can stop the run: when `observe` returns
+    /// [`ControlFlow::Break`] the run ends at once (after that attempt, the queue as it stands)
+    /// with `Break` and the observer's value; otherwise it ends as `run_until_empty` does, with
+    /// `Continue` and the [`RunOutcome`]. For callers with their own reason to stop (too many
+    /// failures in a row, a budget) that need no second task to race the run.
+    pub async fn run_until_empty_or_break<B>(
+        &self,
+        give_up_after: Duration,
+        mut observe: impl FnMut(&Attempt, &Engine) -> ControlFlow<B>,
+    ) -> ControlFlow<B, RunOutcome> {
+        use ControlFlow::Continue;
         let _driver = self.shared.driver.lock().await;
         let limit = {
             let settings = self.lock().settings.clone();
@@ -654,30 +676,30 @@ impl Engine {
         };
         loop {
             if self.queued() == 0 {
-                return RunOutcome::Emptied;
+                return Continue(RunOutcome::Emptied);
             }
             match self.wait_for_due(Some(limit)).await {
                 Wait::Due => {
                     if let Some(attempt) = self.attempt_head().await {
-                        observe(&attempt, self);
+                        observe(&attempt, self)?;
                     }
                 }
                 Wait::Limit => {
-                    return if self.queued() == 0 {
+                    return Continue(if self.queued() == 0 {
                         RunOutcome::Emptied
                     } else {
                         RunOutcome::GaveUp
-                    }
+                    });
                 }
                 Wait::Idle => {
                     if self.queued() == 0 {
-                        return RunOutcome::Emptied;
+                        return Continue(RunOutcome::Emptied);
                     }
                     // Disabled with webhooks queued: nothing happens until the limit, unless
                     // someone re-enables (woken through `wake`).
                     self.idle_until(limit).await;
                     if self.now() >= limit && self.next_due().is_none() {
-                        return RunOutcome::GaveUp;
+                        return Continue(RunOutcome::GaveUp);
                     }
                 }
             }

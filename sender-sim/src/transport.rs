@@ -245,16 +245,33 @@ pub enum Fault {
     Hang,
 }
 
-#[derive(Debug)]
+/// A fault for each attempt number (0-based: the number of attempts that reached the wrapper
+/// before this one).
+type FaultPlan = Arc<dyn Fn(u64) -> Fault + Send + Sync>;
+
 struct FaultState {
     script: VecDeque<Fault>,
+    plan: Option<FaultPlan>,
     otherwise: Fault,
     attempts: u64,
     forwarded: u64,
 }
 
+impl fmt::Debug for FaultState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultState")
+            .field("script", &self.script)
+            .field("plan", &self.plan.as_ref().map(|_| "Fn(u64) -> Fault"))
+            .field("otherwise", &self.otherwise)
+            .field("attempts", &self.attempts)
+            .field("forwarded", &self.forwarded)
+            .finish()
+    }
+}
+
 /// Wraps a transport and applies a scripted [`Fault`] to each attempt: the first attempt takes
 /// the first scripted fault, and so on; once the script is used up every attempt takes the
+/// fault its number gets from the [`plan`](FaultyTransport::plan), if one is set, else the
 /// `otherwise` fault ([`Fault::Pass`] unless changed).
 ///
 /// Clones share the script, so a test keeps one clone to steer and counts what got through.
@@ -291,6 +308,7 @@ impl<T> FaultyTransport<T> {
             clock: Arc::new(clock),
             state: Arc::new(Mutex::new(FaultState {
                 script: VecDeque::new(),
+                plan: None,
                 otherwise: Fault::Pass,
                 attempts: 0,
                 forwarded: 0,
@@ -308,7 +326,23 @@ impl<T> FaultyTransport<T> {
         self
     }
 
-    /// The fault for every attempt once the script is used up.
+    /// A repeating fault plan: every attempt past the script takes `plan(attempt)`, where
+    /// `attempt` is 0-based and counts every attempt that reached this wrapper (scripted ones
+    /// too). Unlike a script it never runs out, so a long or open-ended run keeps its pattern
+    /// (say, every fourth answer lost) without guessing how many attempts it will take.
+    /// Replaces any earlier plan; [`FaultyTransport::clear_plan`] goes back to `otherwise`.
+    pub fn plan(&self, plan: impl Fn(u64) -> Fault + Send + Sync + 'static) -> &Self {
+        self.lock().plan = Some(Arc::new(plan));
+        self
+    }
+
+    /// Forgets the plan: attempts past the script take the `otherwise` fault again.
+    pub fn clear_plan(&self) -> &Self {
+        self.lock().plan = None;
+        self
+    }
+
+    /// The fault for every attempt once the script is used up (and no plan is set).
     pub fn otherwise(&self, fault: Fault) -> &Self {
         self.lock().otherwise = fault;
         self
@@ -338,11 +372,21 @@ impl<T: Transport> Transport for FaultyTransport<T> {
     fn send(&self, request: Request) -> BoxFuture<'static, Result<Answer, TransportError>> {
         let fault = {
             let mut state = self.lock();
+            let number = state.attempts;
             state.attempts += 1;
-            let fault = state
-                .script
-                .pop_front()
-                .unwrap_or_else(|| state.otherwise.clone());
+            let fault = match state.script.pop_front() {
+                Some(fault) => fault,
+                None => match state.plan.clone() {
+                    // Called without the lock, so a plan may read this wrapper's counters.
+                    Some(plan) => {
+                        drop(state);
+                        let fault = plan(number);
+                        state = self.lock();
+                        fault
+                    }
+                    None => state.otherwise.clone(),
+                },
+            };
             if matches!(
                 fault,
                 Fault::Pass | Fault::DropAnswer | Fault::Delay(_) | Fault::SlowAnswer(_)

@@ -841,3 +841,86 @@ async fn a_restored_head_keeps_its_failed_attempts_and_back_off() {
     assert!(restored.restore(garbled).is_err());
     assert_eq!(restored.queued(), 1);
 }
+
+#[tokio::test]
+async fn a_fault_plan_repeats_past_the_script_and_never_runs_out() {
+    let clock = VirtualClock::new();
+    let recorder = Recorder::new();
+    let faults = FaultyTransport::new(recorder.transport(), clock.clone());
+    // The script goes first; after it, attempt n (0-based, scripted ones counted) takes plan(n).
+    faults.script([Fault::Status(500)]);
+    faults.plan(|attempt| {
+        if attempt % 3 == 2 {
+            Fault::Refuse
+        } else {
+            Fault::Pass
+        }
+    });
+    let engine = Engine::new(settings(), clock.clone(), faults.clone()).unwrap();
+    engine.enqueue_all(webhooks(60, clock.now()));
+    assert_eq!(
+        engine.run_until_empty(Duration::from_secs(DAY)).await,
+        RunOutcome::Emptied
+    );
+    let outcomes: Vec<Outcome> = engine.attempts().iter().map(|a| a.outcome).collect();
+    assert!(outcomes.len() > 60, "more attempts than any short script");
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let expected = match n {
+            0 => Outcome::Rejected,
+            n if n % 3 == 2 => Outcome::Refused,
+            _ => Outcome::Delivered,
+        };
+        assert_eq!(*outcome, expected, "attempt {n}");
+    }
+    let refused = outcomes.iter().filter(|o| **o == Outcome::Refused).count() as u64;
+    assert_eq!(faults.attempts(), outcomes.len() as u64);
+    assert_eq!(faults.forwarded(), faults.attempts() - refused - 1);
+    assert_eq!(recorder.seen().len() as u64, faults.forwarded());
+
+    // Without the plan, `otherwise` applies again.
+    faults.clear_plan().otherwise(Fault::Status(503));
+    engine.enqueue_all(webhooks(1, clock.now()));
+    assert_eq!(engine.step().await.unwrap().outcome, Outcome::Rejected);
+}
+
+#[tokio::test]
+async fn the_observer_can_stop_a_run_and_the_queue_stays_as_it_was() {
+    let recorder = Recorder::new();
+    recorder.answer(500);
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    engine.enqueue_all(webhooks(3, clock.now()));
+    let mut failures_in_a_row = 0;
+    let run = engine
+        .run_until_empty_or_break(Duration::from_secs(30 * DAY), |attempt, _| {
+            if attempt.outcome.is_delivered() {
+                failures_in_a_row = 0;
+            } else {
+                failures_in_a_row += 1;
+            }
+            if failures_in_a_row >= 4 {
+                std::ops::ControlFlow::Break(attempt.try_number)
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .await;
+    assert_eq!(run, std::ops::ControlFlow::Break(4));
+    assert_eq!(
+        engine.attempts().len(),
+        4,
+        "stopped right after the fourth failure"
+    );
+    assert_eq!(engine.queued(), 3);
+    assert_eq!(engine.status().failed_attempts, 4);
+
+    // Left to itself, the same run ends as `run_until_empty` does.
+    recorder.answer(200);
+    engine.retry_now();
+    let run = engine
+        .run_until_empty_or_break(Duration::from_secs(DAY), |_, _| {
+            std::ops::ControlFlow::<()>::Continue(())
+        })
+        .await;
+    assert_eq!(run, std::ops::ControlFlow::Continue(RunOutcome::Emptied));
+    assert_eq!(engine.queued(), 0);
+}

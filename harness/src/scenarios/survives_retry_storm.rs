@@ -1,7 +1,6 @@
 //! `survives-retry-storm`: the simulator's whole engine, lost answers and back-off included.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -46,7 +45,7 @@ impl Scenario for SurvivesRetryStorm {
         let transport = HttpTransport::new()
             .map_err(|error| Failure::new(format!("cannot build the HTTP client: {error}")))?;
         let faults = FaultyTransport::new(transport, clock.shared());
-        faults.script((0..10 * total).map(fault_for_attempt));
+        faults.plan(fault_for_attempt);
         let mut settings =
             AccountSettings::new(ctx.target.url(), Secret::new(ctx.target.secret().expose()));
         settings.time_scale = f64::from(ctx.limits.storm_time_scale.max(1));
@@ -145,34 +144,35 @@ impl SurvivesRetryStorm {
     /// Runs the engine until its queue is empty, failing when it stalls or takes too long.
     async fn drain(&self, ctx: &Context, engine: &Engine) -> Result<(), Failure> {
         let stall_after = ctx.limits.storm_stall_after.max(1);
-        let failures_in_a_row = Arc::new(AtomicU32::new(0));
-        let stalled = Arc::new(tokio::sync::Notify::new());
-        let run = engine.run_until_empty_with(Duration::from_secs(30 * 86_400), {
-            let failures_in_a_row = Arc::clone(&failures_in_a_row);
-            let stalled = Arc::clone(&stalled);
-            let progress = ctx.progress.clone();
-            move |attempt, engine| {
+        let mut failures_in_a_row = 0u32;
+        let progress = ctx.progress.clone();
+        let run =
+            engine.run_until_empty_or_break(Duration::from_secs(30 * 86_400), |attempt, engine| {
                 if attempt.outcome.is_delivered() {
-                    failures_in_a_row.store(0, Ordering::SeqCst);
+                    failures_in_a_row = 0;
                     progress.set_position(engine.status().delivered);
-                } else if failures_in_a_row.fetch_add(1, Ordering::SeqCst) + 1 >= stall_after {
-                    stalled.notify_one();
+                } else {
+                    failures_in_a_row += 1;
+                    if failures_in_a_row >= stall_after {
+                        return ControlFlow::Break(());
+                    }
                 }
+                ControlFlow::Continue(())
+            });
+        match passfort_clock::timeout(ctx.target.clock(), ctx.limits.storm_deadline, run).await {
+            Ok(ControlFlow::Continue(RunOutcome::Emptied)) => Ok(()),
+            Ok(ControlFlow::Continue(RunOutcome::GaveUp)) => {
+                Err(self.stuck(engine, "the simulator gave up after 30 simulated days"))
             }
-        });
-        let deadline = ctx.target.clock().sleep(ctx.limits.storm_deadline);
-        tokio::select! {
-            outcome = run => match outcome {
-                RunOutcome::Emptied => Ok(()),
-                RunOutcome::GaveUp => Err(self.stuck(engine, "the simulator gave up after 30 simulated days")),
-            },
-            _ = stalled.notified() => Err(self.stuck(
+            Ok(ControlFlow::Break(())) => {
+                Err(self.stuck(engine, &format!("{stall_after} attempts in a row failed")))
+            }
+            Err(_elapsed) => Err(self.stuck(
                 engine,
-                &format!("{stall_after} attempts in a row failed"),
-            )),
-            _ = deadline => Err(self.stuck(
-                engine,
-                &format!("the queue did not drain within {}", humantime::format_duration(ctx.limits.storm_deadline)),
+                &format!(
+                    "the queue did not drain within {}",
+                    humantime::format_duration(ctx.limits.storm_deadline)
+                ),
             )),
         }
     }
@@ -216,7 +216,7 @@ impl SurvivesRetryStorm {
 /// The fault the storm puts on the `attempt`-th request (0-based): every fourth answer is lost
 /// after the target handled the request, and now and then a connection is refused. Never more
 /// than two failures in a row, so a correct target always drains the queue.
-fn fault_for_attempt(attempt: usize) -> Fault {
+fn fault_for_attempt(attempt: u64) -> Fault {
     if attempt % 4 == 1 {
         Fault::DropAnswer
     } else if attempt % 13 == 6 {
