@@ -148,6 +148,8 @@ pub async fn play(case: &Case) -> Observed {
         Wire::new(deployment.clone(), journal.clone(), clock.clone(), limit),
         clock.clone(),
     );
+    // Every field is set today; the update keeps this building when the simulator adds one.
+    #[allow(clippy::needless_update)]
     let options = EngineOptions {
         seed: case.seed,
         keep_log: true,
@@ -155,6 +157,7 @@ pub async fn play(case: &Case) -> Observed {
         quiet: Duration::from_millis(100),
         // …and this long before the simulator's own limit is declared passed.
         grace: Duration::from_secs(30),
+        ..EngineOptions::default()
     };
     let engine = Engine::with_options(settings, clock.clone(), faults.clone(), options)
         .unwrap_or_else(|e| panic!("the simulator refused the settings: {e}"));
