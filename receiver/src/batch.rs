@@ -182,6 +182,10 @@ pub enum Unauthorized {
     /// The header is not `Bearer <secret>`.
     #[error("Authorization is not a bearer secret")]
     NotBearer,
+    /// More than one `Authorization` header: which one counts would depend on their order, so
+    /// none does.
+    #[error("more than one Authorization header")]
+    SeveralHeaders,
     /// The bearer secret is not accepted.
     #[error("wrong bearer secret")]
     WrongBearer,

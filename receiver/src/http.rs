@@ -7,7 +7,8 @@
 //!
 //! # The answer, step by step
 //!
-//! 1. Bearer secret (401 when missing or wrong); the body is not even read.
+//! 1. Bearer secret (401 when missing, wrong, or sent in more than one `Authorization` header);
+//!    the body is not even read.
 //! 2. Body up to the size limit (413 over it), JSON, an object or an array (400), every
 //!    element's `secret` (401), every element's string `id` and `event` (400).
 //! 3. The store stages the request in one transaction, on a separate task (a dropped connection
@@ -283,9 +284,13 @@ impl Receiver {
 
     async fn answer(&self, headers: &HeaderMap, body: Body, arrived: SystemTime) -> Response {
         let inner = &self.inner;
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .map(|value| value.as_bytes());
+        // Two headers are refused outright: accepting the first (or any) right one would let a
+        // wrong one ride along, and which one a proxy keeps is not ours to guess.
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let authorization = values.next().map(|value| value.as_bytes());
+        if values.next().is_some() {
+            return self.reject(Rejection::Unauthorized(batch::Unauthorized::SeveralHeaders));
+        }
         let bearer = match batch::check_bearer(&inner.secrets, authorization) {
             Ok(bearer) => bearer,
             Err(rejection) => return self.reject(rejection),

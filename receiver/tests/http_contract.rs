@@ -214,6 +214,29 @@ async fn a_missing_malformed_or_wrong_bearer_is_401_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_401_whatever_their_order() {
+    let t = target().await;
+    let body = testing::check_completed().json().to_string();
+    let right = format!("Bearer {}", testing::SECRET);
+    for pair in [
+        [right.as_str(), "Bearer wrong"],
+        ["Bearer wrong", right.as_str()],
+        [right.as_str(), right.as_str()],
+    ] {
+        let response = common::client()
+            .post(&t.url)
+            .header("authorization", pair[0])
+            .header("authorization", pair[1])
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{pair:?}");
+    }
+    assert!(stored(&t.store).await.is_empty());
+}
+
+#[tokio::test]
 async fn one_element_with_a_bad_body_secret_fails_the_whole_batch_with_401() {
     let t = target().await;
     let mut hooks = batch(5);
