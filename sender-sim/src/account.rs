@@ -157,7 +157,10 @@ impl AccountSettings {
     /// `wait` divided by [`AccountSettings::time_scale`] (back-off and cadence only).
     pub fn scaled(&self, wait: Duration) -> Duration {
         if self.time_scale.is_finite() && self.time_scale > 0.0 && self.time_scale != 1.0 {
-            Duration::from_secs_f64(wait.as_secs_f64() / self.time_scale)
+            // A tiny scale (a slowed-down run) can leave Duration's range: wait "forever"
+            // rather than panic.
+            Duration::try_from_secs_f64(wait.as_secs_f64() / self.time_scale)
+                .unwrap_or(Duration::MAX)
         } else {
             wait
         }

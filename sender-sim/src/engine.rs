@@ -383,7 +383,7 @@ impl Engine {
         state.enqueued += 1;
         if state.next_send.is_none() && !state.in_flight {
             let wait = state.cadence();
-            state.next_send = Some(now + wait);
+            state.next_send = Some(later(now, wait));
         }
         Enqueued::Queued
     }
@@ -672,7 +672,7 @@ impl Engine {
         let _driver = self.shared.driver.lock().await;
         let limit = {
             let settings = self.lock().settings.clone();
-            self.now() + settings.scaled(give_up_after)
+            later(self.now(), settings.scaled(give_up_after))
         };
         loop {
             if self.queued() == 0 {
@@ -874,7 +874,7 @@ impl Engine {
                     None
                 } else {
                     let wait = state.cadence();
-                    Some(finished + wait)
+                    Some(later(finished, wait))
                 };
             }
         } else {
@@ -887,7 +887,7 @@ impl Engine {
                 let at = if state.retry_after_flight {
                     finished
                 } else {
-                    finished + wait
+                    later(finished, wait)
                 };
                 state.next_send = Some(at);
                 next_retry = Some(at);
@@ -921,7 +921,7 @@ impl Engine {
     /// or a hung receiver resolves without real waiting.
     async fn exchange(&self, request: http::Request<Bytes>, limit: Duration) -> Exchange {
         let clock = &self.shared.clock;
-        let deadline = clock.now() + limit;
+        let deadline = later(clock.now(), limit);
         let sent = self.shared.transport.send(request);
         let guarded = passfort_clock::timeout(&self.shared.shared_clock, limit, sent);
         let mut guarded = pin!(guarded);
@@ -1019,6 +1019,16 @@ async fn advance_virtual_to(clock: &VirtualClock, target: SystemTime) {
         tokio::task::yield_now().await;
     }
     clock.advance_to(target);
+}
+
+/// `at + wait`, saturating: a `--give-up-after` of ages or a tiny `--time-scale` means "not in
+/// this run", never a panic on `SystemTime` overflow.
+fn later(at: SystemTime, wait: Duration) -> SystemTime {
+    /// Far enough to never come, near enough for any `SystemTime` to hold.
+    const FOREVER: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(FOREVER))
+        .unwrap_or(at)
 }
 
 fn record_failures(

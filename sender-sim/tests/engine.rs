@@ -469,6 +469,32 @@ async fn giving_up_leaves_the_queue_stalled() {
 }
 
 #[tokio::test]
+async fn a_give_up_time_of_ages_is_not_a_panic() {
+    // `--give-up-after 500000000000years` parses to a Duration past what SystemTime can add.
+    let recorder = Recorder::new();
+    let (_clock, engine) = engine_with(settings(), recorder.transport());
+    let outcome = engine
+        .run_until_empty(Duration::from_secs(500_000_000_000 * 365 * DAY))
+        .await;
+    assert_eq!(outcome, RunOutcome::Emptied);
+}
+
+#[tokio::test]
+async fn a_tiny_time_scale_backs_off_for_ever_instead_of_panicking() {
+    // `--time-scale 1e-16`: a 30 s back-off divided by it leaves Duration's range.
+    let recorder = Recorder::new();
+    recorder.answer(503);
+    let mut s = settings();
+    s.time_scale = 1e-16;
+    let (clock, engine) = engine_with(s, recorder.transport());
+    engine.enqueue_all(webhooks(1, clock.now()));
+    let outcome = engine.run_until_empty(Duration::from_secs(3600)).await;
+    assert_eq!(outcome, RunOutcome::GaveUp);
+    assert_eq!(engine.status().queue, QueueState::Stalled);
+    assert!(engine.status().failed_attempts >= 1);
+}
+
+#[tokio::test]
 async fn time_scale_divides_back_off_and_cadence_but_not_the_limit() {
     let clock = VirtualClock::new();
     let recorder = Recorder::new();
