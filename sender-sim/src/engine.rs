@@ -380,7 +380,7 @@ impl Engine {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.queue.push_back(Queued { seq, webhook });
-        state.enqueued += 1;
+        state.enqueued = state.enqueued.saturating_add(1);
         if state.next_send.is_none() && !state.in_flight {
             let wait = state.cadence();
             state.next_send = Some(later(now, wait));
@@ -416,7 +416,7 @@ impl Engine {
             state.disabled_since_enable = true;
         } else {
             if state.disabled_since_enable && state.settings.drop_queue_on_disable {
-                state.dropped += state.queue.len() as u64;
+                state.dropped = state.dropped.saturating_add(state.queue.len() as u64);
                 state.queue.clear();
                 state.generation += 1;
                 state.failures = 0;
@@ -807,7 +807,8 @@ impl Engine {
                 request,
                 ids,
                 state.generation,
-                state.failures + 1,
+                // Counts restored from a state file may be at their maximum: saturate.
+                state.failures.saturating_add(1),
                 limit,
                 batched,
             )
@@ -860,14 +861,14 @@ impl Engine {
 
         let mut state = self.lock();
         state.in_flight = false;
-        state.attempts += 1;
+        state.attempts = state.attempts.saturating_add(1);
         let current = state.generation == generation;
         let mut next_retry = None;
         if outcome.is_delivered() {
             if current {
                 let count = ids.len().min(state.queue.len());
                 state.queue.drain(..count);
-                state.delivered += count as u64;
+                state.delivered = state.delivered.saturating_add(count as u64);
                 state.failures = 0;
                 state.last_processed = Some(finished);
                 state.next_send = if state.queue.is_empty() {
@@ -878,9 +879,9 @@ impl Engine {
                 };
             }
         } else {
-            state.failed_attempts_total += 1;
+            state.failed_attempts_total = state.failed_attempts_total.saturating_add(1);
             if current {
-                state.failures += 1;
+                state.failures = state.failures.saturating_add(1);
                 let wait = state
                     .settings
                     .scaled(state.settings.backoff.delay_after(state.failures));

@@ -822,6 +822,30 @@ async fn snapshot_then_restore_continues_exactly_as_never_stopping() {
 }
 
 #[tokio::test]
+async fn counts_at_their_maximum_in_a_restored_state_do_not_panic() {
+    // A `--state` file is read from disk: its counts may be anything serde accepts.
+    let recorder = Recorder::new();
+    recorder.answer(503);
+    let (clock, engine) = engine_with(settings(), recorder.transport());
+    engine.enqueue_all(webhooks(2, clock.now()));
+    let mut snapshot = engine.snapshot();
+    snapshot.failed_attempts = u32::MAX;
+    snapshot.totals.enqueued = u64::MAX;
+    snapshot.totals.attempts = u64::MAX;
+    snapshot.totals.failed_attempts = u64::MAX;
+    snapshot.totals.delivered = u64::MAX;
+    engine.restore(snapshot).unwrap();
+    let failed = engine.step().await.unwrap();
+    assert!(!failed.outcome.is_delivered());
+    assert_eq!(failed.try_number, u32::MAX);
+    assert_eq!(engine.status().failed_attempts, u32::MAX);
+    recorder.answer(200);
+    assert!(engine.step().await.unwrap().outcome.is_delivered());
+    engine.enqueue_all(webhooks(1, clock.now()));
+    assert_eq!(engine.status().enqueued, u64::MAX);
+}
+
+#[tokio::test]
 async fn a_restored_head_keeps_its_failed_attempts_and_back_off() {
     let recorder = Recorder::new();
     recorder.answer(503);
