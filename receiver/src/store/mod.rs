@@ -413,11 +413,13 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The database URL as logs and messages may show it: without a password
-/// (`postgres://user:secret@host/db` → `postgres://user@host/db`).
+/// The database URL as logs and messages may show it: without a password, whether in the
+/// user part (`postgres://user:secret@host/db` → `postgres://user@host/db`) or in a `password`
+/// query parameter, which sqlx also reads (`…/db?password=secret` → `…/db`).
 pub fn display_url(url: &str) -> String {
+    let url = without_password_params(url);
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return url;
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     match authority.rsplit_once('@') {
@@ -427,6 +429,53 @@ pub fn display_url(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// `url` without its `password` query parameters (the key compared after percent-decoding and
+/// ignoring case, so `p%61ssword=` goes too).
+pub(crate) fn without_password_params(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(key, _)| key);
+            !percent_decoded(key).eq_ignore_ascii_case(b"password")
+        })
+        .collect();
+    if kept.iter().all(|pair| pair.is_empty()) {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn is_postgres(url: &str) -> bool {

@@ -148,12 +148,13 @@ fn options_of(url: &str) -> Result<PgConnectOptions, StoreError> {
 
 /// The URL without its password, for errors and logs.
 fn redact(url: &str) -> String {
+    let url = crate::store::without_password_params(url);
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.to_owned(),
+            None => url.clone(),
         },
-        None => url.to_owned(),
+        None => url.clone(),
     }
 }
 
@@ -841,6 +842,30 @@ mod tests {
         assert_eq!(
             crate::store::display_url("sqlite://passfort-webhooks.db"),
             "sqlite://passfort-webhooks.db"
+        );
+    }
+
+    #[test]
+    fn password_query_parameters_never_reach_logs_or_errors() {
+        for url in [
+            "postgres://app@db:5432/hooks?password=s3cret",
+            "postgres://app@db/hooks?sslmode=require&password=s3cret",
+            "postgres://app@db/hooks?PASSWORD=s3cret&sslmode=require",
+            "postgres://app@db/hooks?p%61ssword=s3cret",
+            "postgres://db/hooks?user=app&password=s3cret",
+        ] {
+            let shown = crate::store::display_url(url);
+            assert!(!shown.contains("s3cret"), "{url} -> {shown}");
+            let redacted = redact(url);
+            assert!(!redacted.contains("s3cret"), "{url} -> {redacted}");
+        }
+        assert_eq!(
+            crate::store::display_url("postgres://app@db/hooks?sslmode=require&password=s3cret"),
+            "postgres://app@db/hooks?sslmode=require"
+        );
+        assert_eq!(
+            crate::store::display_url("postgres://app@db/hooks?password=s3cret"),
+            "postgres://app@db/hooks"
         );
     }
 
