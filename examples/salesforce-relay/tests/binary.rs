@@ -1,6 +1,8 @@
 //! The `salesforce-relay` binary as an operator runs it: configuration from the environment,
 //! `--listen` / `--database`, a readiness line, webhooks relayed over real HTTP, nothing lost
-//! when the process is killed while Salesforce is down, and no secret on its output.
+//! when the process is killed while Salesforce is down, and no secret on its output (nor a
+//! database password: one test runs on the PostgreSQL server at 127.0.0.1:5432, as the
+//! receiver's PostgreSQL tests do).
 //!
 //! Real processes on the real clock: the tests wait for the readiness line and poll the mock
 //! Salesforce for what it received (with a generous upper bound), never a fixed sleep.
@@ -34,6 +36,10 @@ impl Drop for Running {
 }
 
 fn command(sf: &MockSalesforce, db: &Path) -> Command {
+    command_on(sf, &format!("sqlite://{}", db.display()))
+}
+
+fn command_on(sf: &MockSalesforce, database: &str) -> Command {
     let mut command = Command::new(BIN);
     command
         .env_clear()
@@ -42,8 +48,7 @@ fn command(sf: &MockSalesforce, db: &Path) -> Command {
         .env("SALESFORCE_LOGIN_URL", sf.login_url())
         .env("SALESFORCE_CLIENT_ID", CLIENT_ID)
         .env("SALESFORCE_CLIENT_SECRET", CLIENT_SECRET)
-        .args(["--listen", "127.0.0.1:0", "--database"])
-        .arg(format!("sqlite://{}", db.display()))
+        .args(["--listen", "127.0.0.1:0", "--database", database])
         .args(["--retry-initial", "20ms", "--retry-max", "100ms"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -53,7 +58,11 @@ fn command(sf: &MockSalesforce, db: &Path) -> Command {
 
 /// Starts the relay and waits for its readiness line.
 fn start(sf: &MockSalesforce, db: &Path) -> Running {
-    let mut child = command(sf, db).spawn().unwrap();
+    start_command(command(sf, db))
+}
+
+fn start_command(mut command: Command) -> Running {
+    let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let output = Arc::new(Mutex::new(String::new()));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -251,4 +260,58 @@ fn refuses_to_start_without_its_configuration() {
         assert!(stderr.contains(missing), "{missing}: {stderr}");
         assert!(!stderr.contains(CLIENT_SECRET), "{stderr}");
     }
+}
+
+/// A PostgreSQL database of its own on the test server (trust auth: a password in the URL is
+/// accepted and ignored), dropped at the end.
+struct PostgresDatabase(String);
+
+impl PostgresDatabase {
+    fn create(name: String) -> Self {
+        let created = Command::new("createdb")
+            .args(["-h", "127.0.0.1", "-U", "postgres", &name])
+            .status()
+            .unwrap();
+        assert!(created.success(), "createdb {name}");
+        Self(name)
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("dropdb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "--if-exists",
+                "--force",
+                &self.0,
+            ])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_password_never_reaches_the_output() {
+    let database = PostgresDatabase::create(format!("relay_password_{}", std::process::id()));
+    let sf = MockSalesforce::start().await;
+    let password = "db-password-not-for-logs";
+    let url = format!(
+        "postgres://postgres:{password}@127.0.0.1:5432/{}",
+        database.0
+    );
+    let relay = start_command(command_on(&sf, &url));
+    let output = relay.output.lock().unwrap().clone();
+    drop(relay);
+    assert!(output.contains("salesforce-relay serving"), "{output}");
+    assert!(
+        output.contains(&database.0),
+        "the database is named: {output}"
+    );
+    assert!(
+        !output.contains(password),
+        "password in the output:\n{output}"
+    );
 }
