@@ -158,6 +158,14 @@ pub enum TargetError {
     /// The HTTP client could not be built (TLS backend failure).
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The shared secret cannot travel in an `Authorization` header (a control character such as
+    /// a newline): PassFort could not send it either, and every scenario would fail for the
+    /// harness's sake, not the target's. The message never repeats the secret.
+    #[error(
+        "PASSFORT_WEBHOOK_SECRET cannot be sent in an HTTP Authorization header (it holds a \
+         control character, e.g. a trailing newline); set it to the secret alone"
+    )]
+    SecretNotAHeader,
 }
 
 impl Target {
@@ -169,6 +177,9 @@ impl Target {
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(TargetError::NotHttp(url.to_owned()));
+        }
+        if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose())).is_err() {
+            return Err(TargetError::SecretNotAHeader);
         }
         let client = reqwest::Client::builder()
             // PassFort is not known to follow redirects, and a redirect is not a 200: the

@@ -92,6 +92,30 @@ fn bad_usage_exits_2() {
 }
 
 #[test]
+fn a_secret_that_cannot_be_a_header_is_bad_usage_and_is_not_echoed() {
+    // `export PASSFORT_WEBHOOK_SECRET="$(cat secret.txt)"` style mistakes: a control character.
+    let secret = "hunter2\u{1}tail";
+    let out = harness(
+        &[
+            "run",
+            "--target",
+            "http://127.0.0.1:9/",
+            "--scenario",
+            "answers-exactly-200",
+            "--no-progress",
+        ],
+        Some(secret),
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}{}", text(&out.stdout));
+    assert!(stderr.contains("Authorization header"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!text(&out.stdout).contains("hunter2"));
+}
+
+#[test]
 fn the_secret_comes_from_the_environment_not_a_flag() {
     let out = harness(
         &["run", "--target", "http://127.0.0.1:9/", "--secret", SECRET],
