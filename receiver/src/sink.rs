@@ -100,7 +100,8 @@ impl fmt::Display for Sink {
             Sink::Stdout => write!(f, "stdout"),
             Sink::Jsonl(path) => write!(f, "jsonl:{}", path.display()),
             Sink::Exec(command) => write!(f, "exec:{command}"),
-            Sink::Http(url) => write!(f, "http:{url}"),
+            // A URL may carry credentials (`https://user:password@host/…`): never shown.
+            Sink::Http(url) => write!(f, "http:{}", crate::store::display_url(url)),
         }
     }
 }
@@ -293,7 +294,7 @@ impl Handler for ExecSink {
 
 /// `POST`s each webhook's JSON to a URL; a 2xx answer is success. Never sends an
 /// `Authorization` header.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpSink {
     url: String,
     client: reqwest::Client,
@@ -312,6 +313,21 @@ impl HttpSink {
     }
 }
 
+impl fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSink")
+            .field("url", &self.shown_url())
+            .finish()
+    }
+}
+
+impl HttpSink {
+    /// The URL as errors and logs may show it: without a password.
+    fn shown_url(&self) -> String {
+        crate::store::display_url(&self.url)
+    }
+}
+
 #[async_trait]
 impl Handler for HttpSink {
     async fn handle(&self, job: &Job) -> Result<(), HandlerError> {
@@ -321,12 +337,14 @@ impl Handler for HttpSink {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(job.webhook.to_json_string())
             .send()
-            .await?;
+            .await
+            // reqwest names the URL, credentials included: name it ourselves, without them.
+            .map_err(|e| format!("POST {}: {}", self.shown_url(), e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("{} answered {status}", self.url).into())
+            Err(format!("{} answered {status}", self.shown_url()).into())
         }
     }
 }

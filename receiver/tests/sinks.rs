@@ -114,3 +114,28 @@ async fn exec_sink_success_is_exit_zero() {
     let failing: Sink = "exec:cat > /dev/null; exit 1".parse().unwrap();
     assert!(failing.open().unwrap().handle(&job(&hook)).await.is_err());
 }
+
+#[tokio::test]
+async fn http_sink_credentials_never_reach_its_errors_or_its_name() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let hook = testing::check_completed();
+    let with_credentials =
+        |base: &str| base.replacen("http://", "http://relay:sink-password-123@", 1) + "/down";
+    let answering = with_credentials(&server.uri());
+    // Port 9 (discard) is closed on loopback: a connection error, which names the URL too.
+    let refusing = with_credentials("http://127.0.0.1:9");
+    for url in [answering, refusing] {
+        let sink: Sink = format!("http:{url}").parse().unwrap();
+        let shown = sink.to_string();
+        assert!(!shown.contains("sink-password-123"), "{shown}");
+        assert!(shown.contains("relay@"), "{shown}");
+        let err = sink.open().unwrap().handle(&job(&hook)).await.unwrap_err();
+        let message = format!("{err} {err:?}");
+        assert!(!message.contains("sink-password-123"), "{message}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
