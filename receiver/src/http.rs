@@ -71,8 +71,11 @@ pub enum ReceiverBuildError {
     /// No store was given.
     #[error("a receiver needs a store")]
     MissingStore,
-    /// The webhook path does not start with `/`.
-    #[error("the webhook path must start with '/': {0:?}")]
+    /// The webhook path does not start with `/`, or is not a literal path (a `{…}`, `:…` or
+    /// `*…` segment would be a route pattern, which the router refuses).
+    #[error(
+        "the webhook path must start with '/' and be literal (no {{…}}, :… or *… segment): {0:?}"
+    )]
     BadPath(String),
 }
 
@@ -161,7 +164,7 @@ impl ReceiverBuilder {
     /// The receiver, or what is missing.
     pub fn build(self) -> Result<Receiver, ReceiverBuildError> {
         let path = self.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
-        if !path.starts_with('/') {
+        if !is_literal_path(&path) {
             return Err(ReceiverBuildError::BadPath(path));
         }
         Ok(Receiver {
@@ -178,6 +181,17 @@ impl ReceiverBuilder {
             }),
         })
     }
+}
+
+/// Whether `path` is one the router takes as a literal path: axum panics on a pattern it cannot
+/// parse (`/a/{x`, `/a/*rest`, `/a/:id`), and a valid pattern would accept paths PassFort is
+/// not configured to post to.
+fn is_literal_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['{', '}'])
+        && path
+            .split('/')
+            .all(|segment| !segment.starts_with([':', '*']))
 }
 
 struct Inner {

@@ -629,3 +629,32 @@ async fn chunked_post(base: &str, body: &str) -> String {
     let answer = String::from_utf8_lossy(&answer);
     answer.split_whitespace().nth(1).unwrap_or("").to_owned()
 }
+
+#[tokio::test]
+async fn a_webhook_path_that_is_a_route_pattern_is_a_build_error_not_a_panic() {
+    let build = |path: &str| {
+        Receiver::builder()
+            .secrets(SecretSet::single(testing::SECRET).unwrap())
+            .store(passfort_receiver::testing::UnavailableStore)
+            .path(path)
+            .build()
+    };
+    for bad in [
+        "/a/*rest", "/a/{x", "/a/{id}", "/a/:id", "/{*all}", "no-slash",
+    ] {
+        assert_eq!(
+            build(bad).unwrap_err(),
+            passfort_receiver::http::ReceiverBuildError::BadPath(bad.to_owned()),
+            "{bad}"
+        );
+    }
+    for good in [
+        "/",
+        "/webhooks/passfort",
+        "/hooks/v1:passfort",
+        "/a-b_c.d~e",
+    ] {
+        let receiver = build(good).unwrap();
+        let _ = receiver.router();
+    }
+}
