@@ -39,6 +39,12 @@ pub struct Coverage {
     pub forgeries: usize,
     /// Handler failures and panics.
     pub handler_failures: usize,
+    /// Attempts the simulator saw refused (receiver down).
+    pub refused: usize,
+    /// Attempts that got no answer inside the limit.
+    pub timed_out: usize,
+    /// Requests the receiver got a second copy of (the network delivered them twice).
+    pub duplicates: usize,
 }
 
 fn short(id: &str) -> &str {
@@ -98,6 +104,17 @@ fn coverage(o: &Observed) -> Coverage {
             .iter()
             .filter(|c| c.outcome != crate::handler::CallOutcome::Handled)
             .count(),
+        refused: o
+            .attempts
+            .iter()
+            .filter(|m| m.attempt.outcome == passfort_sender_sim::Outcome::Refused)
+            .count(),
+        timed_out: o
+            .attempts
+            .iter()
+            .filter(|m| m.attempt.outcome == passfort_sender_sim::Outcome::TimedOut)
+            .count(),
+        duplicates: o.exchanges.iter().filter(|e| e.copy > 0).count(),
     }
 }
 

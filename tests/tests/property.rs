@@ -40,6 +40,9 @@ fn add(total: &mut Coverage, one: &Coverage) {
     total.unavailable += one.unavailable;
     total.forgeries += one.forgeries;
     total.handler_failures += one.handler_failures;
+    total.refused += one.refused;
+    total.timed_out += one.timed_out;
+    total.duplicates += one.duplicates;
 }
 
 #[test]
@@ -141,7 +144,9 @@ fn every_fault_on_its_own_keeps_the_contract_and_takes_effect() {
                 Fault::StoreSlow | Fault::StoreSlowAfterStaging | Fault::StoreUnavailable => {
                     assert!(coverage.unavailable > 0, "{context}")
                 }
-                _ => {}
+                Fault::Refused => assert!(coverage.refused > 0, "{context}"),
+                Fault::Hang => assert!(coverage.timed_out > 0, "{context}"),
+                Fault::Duplicate => assert!(coverage.duplicates > 0, "{context}"),
             }
         }
     }
