@@ -338,22 +338,29 @@ impl Receiver {
             Shape::Single => inner.single_deadline,
         };
         let received = verified.len();
-        let deadline = arrived + budget;
+        // A deadline too far to be a time (e.g. `--single-deadline 300000000000y`) is no deadline.
+        let deadline = arrived.checked_add(budget);
         let store = inner.store.clone();
         let clock = inner.clock.clone();
         // On its own task: a client that hangs up cannot cancel a commit half-way, and graceful
         // shutdown waits for this request's answer.
         let committed = tokio::spawn(async move {
-            let remaining = deadline
-                .duration_since(clock.now())
-                .unwrap_or(Duration::ZERO);
-            let staged = match timeout(&clock, remaining, store.stage(&verified, arrived)).await {
-                Ok(Ok(staged)) => staged,
-                Ok(Err(e)) => return Err(Unavailable::Store(e)),
-                Err(_elapsed) => return Err(Unavailable::Deadline(budget)),
+            let staging = store.stage(&verified, arrived);
+            let staged = match deadline {
+                Some(deadline) => {
+                    let remaining = deadline
+                        .duration_since(clock.now())
+                        .unwrap_or(Duration::ZERO);
+                    match timeout(&clock, remaining, staging).await {
+                        Ok(staged) => staged,
+                        Err(_elapsed) => return Err(Unavailable::Deadline(budget)),
+                    }
+                }
+                None => staging.await,
             };
+            let staged = staged.map_err(Unavailable::Store)?;
             // Decide before COMMIT: past the deadline, roll back and let PassFort redeliver.
-            if clock.now() >= deadline {
+            if deadline.is_some_and(|deadline| clock.now() >= deadline) {
                 if let Err(e) = staged.rollback().await {
                     tracing::warn!(error = %e, "rollback after a missed deadline failed");
                 }

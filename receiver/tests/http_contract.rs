@@ -658,3 +658,26 @@ async fn a_webhook_path_that_is_a_route_pattern_is_a_build_error_not_a_panic() {
         let _ = receiver.router();
     }
 }
+
+#[tokio::test]
+async fn a_deadline_too_far_to_be_a_time_is_no_deadline_not_a_panic() {
+    let t = target_with(|b| {
+        b.single_deadline(Duration::MAX)
+            .batch_deadline(Duration::MAX)
+    })
+    .await;
+    let single = testing::check_completed();
+    let response = post(&t.url, Some(testing::SECRET), single.json().to_string()).await;
+    assert_eq!(response.status(), 200);
+    let hooks = batch(2);
+    let response = post(
+        &t.url,
+        Some(testing::SECRET),
+        testing::batch_body(&hooks).to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut expected = vec![single.get_id().to_owned()];
+    expected.extend(ids(&hooks));
+    assert_eq!(stored(&t.store).await, expected);
+}
