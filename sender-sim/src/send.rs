@@ -66,6 +66,9 @@ pub enum SendError {
     /// `--data-file` without `--event`.
     #[error("--data-file needs --event: it supplies the data of webhooks of that one event type")]
     DataWithoutEvent,
+    /// `data` given as an empty list: there is no `data` to use in turn.
+    #[error("the list of data objects is empty: give at least one, or none to generate data")]
+    EmptyData,
     /// The attempt log could not be written.
     #[error("attempt log {path}: {source}")]
     Log {
@@ -113,6 +116,7 @@ pub fn webhooks_for(
     let mut generator = Generator::new(options.seed);
     match (&options.event, &options.data) {
         (None, Some(_)) => Err(SendError::DataWithoutEvent),
+        (Some(_), Some(data)) if data.is_empty() => Err(SendError::EmptyData),
         (None, None) => Ok(generator.mix(options.count, at)),
         (Some(event), None) => Ok(generator.many(event, options.count, at)),
         (Some(event), Some(data)) => Ok((0..options.count)
@@ -221,4 +225,26 @@ pub async fn send(
         },
         status: engine.status(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_data_list_is_an_error_not_a_division_by_zero() {
+        let options = SendOptions {
+            to: "http://127.0.0.1:9/".into(),
+            event: Some(EventType::CheckCompleted),
+            count: 3,
+            batch: false,
+            seed: 1,
+            data: Some(Vec::new()),
+            time_scale: 1.0,
+            give_up_after: Duration::from_secs(3600),
+            log: None,
+        };
+        let result = webhooks_for(&options, std::time::SystemTime::UNIX_EPOCH);
+        assert!(matches!(result, Err(SendError::EmptyData)), "{result:?}");
+    }
 }
