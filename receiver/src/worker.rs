@@ -194,7 +194,7 @@ impl RetryPolicy {
     pub fn after_failure(&self, attempt: u32, now: SystemTime) -> AfterFailure {
         match self.max_attempts {
             Some(limit) if attempt >= limit => AfterFailure::DeadLetter,
-            _ => AfterFailure::RetryAt(now + self.delay_after(attempt)),
+            _ => AfterFailure::RetryAt(crate::store::later(now, self.delay_after(attempt))),
         }
     }
 }
@@ -552,7 +552,7 @@ impl Worker {
                             tracing::info!(worker = %self.name, handled, "queue empty");
                         }
                     }
-                    let poll = self.clock.now() + self.poll_interval;
+                    let poll = crate::store::later(self.clock.now(), self.poll_interval);
                     match idle {
                         Idle::Empty => poll,
                         Idle::RetryAt(at) | Idle::Busy(at) => at.min(poll),

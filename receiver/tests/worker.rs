@@ -363,3 +363,30 @@ async fn a_restarted_worker_of_the_same_name_takes_over_its_own_lease() {
     assert_eq!(restarted.run_until_idle().await.unwrap().done, 1);
     assert_eq!(s.handler.handled()[0].attempt, 2);
 }
+
+#[tokio::test]
+async fn waits_too_long_to_be_a_time_are_a_far_future_not_a_panic() {
+    let batch = hooks(2);
+    let s = setup(&batch).await;
+    s.handler.plan(batch[0].get_id(), Plan::FailTimes(1));
+    let worker = Worker::builder()
+        .shared_store(s.store.clone())
+        .clock(s.clock.clone())
+        .handler(s.handler.clone())
+        .retry(RetryPolicy::exponential(Duration::MAX, Duration::MAX).block())
+        .lease(Duration::MAX)
+        .poll_interval(Duration::MAX)
+        .build()
+        .unwrap();
+    let drained = worker.run_until_idle().await.unwrap();
+    assert_eq!(drained.retried, 1);
+    let Some(Idle::RetryAt(at)) = drained.idle else {
+        panic!("{drained:?}")
+    };
+    assert!(at > s.clock.now() + secs(50 * 365 * 24 * 3600), "{at:?}");
+    // Nothing behind the failed head was handed on; after the wait the head goes first.
+    assert!(s.handler.ids().is_empty(), "{:?}", s.handler.ids());
+    s.clock.advance_to(at);
+    assert_eq!(worker.run_until_idle().await.unwrap().done, 2);
+    assert_eq!(s.handler.ids(), ids(&batch));
+}

@@ -313,7 +313,7 @@ impl Store for SqliteStore {
             }
         }
         let attempt = attempts_of(&head, "attempts")?.saturating_add(1);
-        let until = to_millis(now + lease_for);
+        let until = to_millis(crate::store::later(now, lease_for));
         sqlx::query(
             "UPDATE webhooks SET state = 'leased', lease_owner = ?, lease_until_ms = ?, \
                     attempts = ?, next_attempt_at_ms = NULL \
