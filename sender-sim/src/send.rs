@@ -43,6 +43,10 @@ pub struct SendOptions {
     pub log: Option<PathBuf>,
 }
 
+/// The most webhooks one `send` run queues: they are all built in memory first, so a mistyped
+/// `--count` must be a clear error, not an allocation failure.
+pub const MAX_COUNT: usize = 1_000_000;
+
 /// Why `send` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -69,6 +73,9 @@ pub enum SendError {
     /// `data` given as an empty list: there is no `data` to use in turn.
     #[error("the list of data objects is empty: give at least one, or none to generate data")]
     EmptyData,
+    /// `--count` beyond [`MAX_COUNT`]: the webhooks are built in memory before sending.
+    #[error("--count {0} is more than {MAX_COUNT}, the most one run queues")]
+    TooMany(usize),
     /// The attempt log could not be written.
     #[error("attempt log {path}: {source}")]
     Log {
@@ -113,6 +120,9 @@ pub fn webhooks_for(
     options: &SendOptions,
     at: std::time::SystemTime,
 ) -> Result<Vec<Webhook>, SendError> {
+    if options.count > MAX_COUNT {
+        return Err(SendError::TooMany(options.count));
+    }
     let mut generator = Generator::new(options.seed);
     match (&options.event, &options.data) {
         (None, Some(_)) => Err(SendError::DataWithoutEvent),
@@ -246,5 +256,28 @@ mod tests {
         };
         let result = webhooks_for(&options, std::time::SystemTime::UNIX_EPOCH);
         assert!(matches!(result, Err(SendError::EmptyData)), "{result:?}");
+    }
+
+    #[test]
+    fn a_count_past_the_maximum_is_an_error_not_an_allocation_panic() {
+        let mut options = SendOptions {
+            to: "http://127.0.0.1:9/".into(),
+            event: None,
+            count: usize::MAX,
+            batch: false,
+            seed: 1,
+            data: None,
+            time_scale: 1.0,
+            give_up_after: Duration::from_secs(3600),
+            log: None,
+        };
+        let at = std::time::SystemTime::UNIX_EPOCH;
+        let result = webhooks_for(&options, at);
+        assert!(
+            matches!(result, Err(SendError::TooMany(usize::MAX))),
+            "{result:?}"
+        );
+        options.count = 3;
+        assert_eq!(webhooks_for(&options, at).unwrap().len(), 3);
     }
 }
