@@ -943,3 +943,33 @@ fn bad_flags_stop_serve_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("state file"), "{stderr}");
 }
+
+/// The state file holds the shared secret: owner-only even when a stale temporary file (say,
+/// copied with the state directory) was readable by others.
+#[cfg(unix)]
+#[test]
+fn a_stale_world_readable_temporary_file_does_not_publish_the_secret() {
+    use passfort_sender_sim::sandbox::persist::{SavedConfig, SavedState};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let temp = dir.path().join("state.json.tmp");
+    std::fs::write(&temp, "stale").unwrap();
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = SavedConfig {
+        enabled: false,
+        secret: "owner-only-secret".into(),
+        endpoint: "http://receiver.test/".into(),
+        enabled_events: vec![EventType::CheckCompleted],
+        batching: false,
+    };
+    StateFile::new(&state)
+        .save(&SavedState::new(config, Vec::new()))
+        .unwrap();
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "mode {mode:o}: the state file holds the secret"
+    );
+}

@@ -160,6 +160,14 @@ impl StateFile {
             options.mode(0o600);
         }
         let mut file = options.open(&temp).map_err(|e| self.error(e))?;
+        // `mode` only applies when the file is created: a temporary file left over from
+        // elsewhere keeps its mode, and the rename would publish the secret with it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| self.error(e))?;
+        }
         file.write_all(&bytes)
             .and_then(|_| file.sync_all())
             .map_err(|e| self.error(e))?;
