@@ -52,7 +52,7 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
 
     /// Completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> Sleep {
-        self.sleep_until(self.now() + duration)
+        self.sleep_until(after(self.now(), duration))
     }
 }
 
@@ -66,6 +66,16 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn sleep(&self, duration: Duration) -> Sleep {
         (**self).sleep(duration)
     }
+}
+
+/// `instant + duration`, or a point a century past `instant` when the sum is not a representable
+/// time: a configured wait of "forever" must mean a very long wait, never a panic.
+pub fn after(instant: SystemTime, duration: Duration) -> SystemTime {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    instant
+        .checked_add(duration)
+        .or_else(|| instant.checked_add(CENTURY))
+        .unwrap_or(instant)
 }
 
 /// The future given to [`timeout`] did not finish before its deadline.
@@ -191,7 +201,7 @@ impl VirtualClock {
 
     /// Moves time forward by `duration`, waking every sleeper whose deadline is reached.
     pub fn advance(&self, duration: Duration) {
-        let target = self.lock().now + duration;
+        let target = after(self.lock().now, duration);
         self.advance_to(target);
     }
 
@@ -366,6 +376,18 @@ mod tests {
         let start = clock.now();
         clock.advance_to(start - Duration::from_secs(10));
         assert_eq!(clock.now(), start);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_wait_too_long_to_be_a_time_is_a_far_future_not_a_panic() {
+        let clock = VirtualClock::new();
+        let start = clock.now();
+        let mut sleep = clock.sleep(Duration::MAX);
+        assert!(futures_poll_once(&mut sleep).is_pending());
+        assert!(clock.next_deadline().is_some_and(|d| d > start));
+        clock.advance(Duration::MAX);
+        assert!(clock.now() > start);
+        assert!(futures_poll_once(&mut sleep).is_ready());
     }
 
     fn futures_poll_once(sleep: &mut Sleep) -> Poll<()> {

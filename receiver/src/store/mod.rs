@@ -483,12 +483,9 @@ fn is_postgres(url: &str) -> bool {
 }
 
 /// `at + wait`, or a time a century after `at` when the sum is past what a `SystemTime` holds
-/// (`--lease 300000000000y`): a far future instead of a panic.
+/// (`--lease 300000000000y`): a far future instead of a panic. The clock crate owns the rule.
 pub fn later(at: SystemTime, wait: Duration) -> SystemTime {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    at.checked_add(wait)
-        .or_else(|| at.checked_add(CENTURY.min(wait)))
-        .unwrap_or(at)
+    passfort_clock::after(at, wait)
 }
 
 /// Milliseconds since the Unix epoch: how stores keep times (before 1970 counts as 0).
