@@ -280,8 +280,12 @@ async fn invalid_config_is_a_400_with_a_reason_and_changes_nothing() {
     let before = h.get("/api/config").await;
     let file_before = std::fs::read(&state).unwrap();
 
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 11] = [
         ("", "expected a JSON object"),
+        (
+            r#"[false, "positional-secret", "http://x.test/", ["CHECK_COMPLETED"], true]"#,
+            "expected a JSON object",
+        ),
         ("not json", "invalid config"),
         (
             r#"{"endpiont": "http://x.test/"}"#,
@@ -331,8 +335,9 @@ async fn invalid_config_is_a_400_with_a_reason_and_changes_nothing() {
 async fn invalid_triggers_are_a_400_and_queue_nothing() {
     let h = open(None);
     h.configure().await;
-    let cases: [(&str, &str); 9] = [
+    let cases: [(&str, &str); 10] = [
         ("", "expected a JSON object"),
+        (r#"["CHECK_COMPLETED", 2, null]"#, "expected a JSON object"),
         (r#"{"count": 2}"#, "missing field `event`"),
         (
             r#"{"event": "CHECK_COMPLETED", "count": 0}"#,

@@ -98,7 +98,17 @@ impl ConfigUpdate {
                     .into(),
             );
         }
-        serde_json::from_slice(body).map_err(|e| format!("invalid config: {e}"))
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("invalid config: {e}"))?;
+        // serde would also read a struct from a positional array: the API takes objects only.
+        if !value.is_object() {
+            return Err(
+                "invalid config: expected a JSON object with any of enabled, secret, \
+                        endpoint, enabled_events, batching"
+                    .into(),
+            );
+        }
+        serde_json::from_value(value).map_err(|e| format!("invalid config: {e}"))
     }
 
     /// Merges the update into `current` and checks the result; the error is the message for a

@@ -63,7 +63,16 @@ impl TriggerRequest {
                 r#"expected a JSON object like {"event": "CHECK_COMPLETED", "count": 1}"#.into(),
             );
         }
-        serde_json::from_slice(body).map_err(|e| format!("invalid trigger: {e}"))
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("invalid trigger: {e}"))?;
+        // serde would also read a struct from a positional array: the API takes objects only.
+        if !value.is_object() {
+            return Err(
+                r#"invalid trigger: expected a JSON object like {"event": "CHECK_COMPLETED", "count": 1}"#
+                    .into(),
+            );
+        }
+        serde_json::from_value(value).map_err(|e| format!("invalid trigger: {e}"))
     }
 
     /// Checks the request; the error is the message for a 400.
