@@ -11,9 +11,8 @@ mod postgres_support;
 
 use passfort_clock::VirtualClock;
 use passfort_receiver::store::{PostgresStore, SharedStore, StoreError};
-use passfort_receiver::testing::{self, RecordingHandler, WebhookBuilder};
-use passfort_receiver::{Receiver, SecretSet, Worker};
-use postgres_support::{Outage, TestDatabase};
+use passfort_receiver::testing::{self, WebhookBuilder};
+use postgres_support::{LiveReceiver, Outage, TestDatabase};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -43,28 +42,11 @@ async fn database_outage_answers_503_and_recovers_by_itself() {
     let store = PostgresStore::open_with_connections(&via_proxy, Default::default(), 4)
         .await
         .unwrap();
-    let receiver = Receiver::builder()
-        .secrets(SecretSet::single(testing::SECRET).unwrap())
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}{}",
-        listener.local_addr().unwrap(),
-        receiver.path()
-    );
-    let router = receiver.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let handler = RecordingHandler::new();
-    let worker = Worker::builder()
-        .store(store.clone())
-        .handler(handler.clone())
-        .clock(clock.clone())
-        .name("worker")
-        .build()
-        .unwrap();
+    let LiveReceiver {
+        url,
+        handler,
+        worker,
+    } = LiveReceiver::start(store.clone(), clock.clone()).await;
     // Looks at the database directly, past the proxy.
     let direct: SharedStore = Arc::new(
         PostgresStore::open_with_connections(&db.url, Default::default(), 2)

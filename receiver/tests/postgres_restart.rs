@@ -17,9 +17,8 @@ mod postgres_support;
 
 use passfort_clock::VirtualClock;
 use passfort_receiver::store::{PostgresStore, SharedStore};
-use passfort_receiver::testing::{self, RecordingHandler, WebhookBuilder};
-use passfort_receiver::{Receiver, SecretSet, Worker};
-use postgres_support::TestDatabase;
+use passfort_receiver::testing::{self, WebhookBuilder};
+use postgres_support::{LiveReceiver, TestDatabase};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -90,28 +89,11 @@ async fn a_real_cluster_restart_answers_503_then_recovers() {
     let store = PostgresStore::open_with_connections(&db.url, Default::default(), 4)
         .await
         .unwrap();
-    let receiver = Receiver::builder()
-        .secrets(SecretSet::single(testing::SECRET).unwrap())
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}{}",
-        listener.local_addr().unwrap(),
-        receiver.path()
-    );
-    let router = receiver.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let handler = RecordingHandler::new();
-    let worker = Worker::builder()
-        .store(store.clone())
-        .handler(handler.clone())
-        .clock(clock.clone())
-        .name("worker")
-        .build()
-        .unwrap();
+    let LiveReceiver {
+        url,
+        handler,
+        worker,
+    } = LiveReceiver::start(store.clone(), clock.clone()).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let before: Vec<WebhookBuilder> = (0..3).map(|_| testing::check_completed()).collect();

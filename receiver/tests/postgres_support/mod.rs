@@ -177,3 +177,53 @@ impl Outage {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A receiver served over loopback HTTP on `store`, and a worker with a recording handler on
+/// the same store, both on `clock`: what the outage and restart tests put under a failing
+/// database.
+pub struct LiveReceiver {
+    /// The webhook URL.
+    pub url: String,
+    /// Everything the worker handed on.
+    pub handler: passfort_receiver::testing::RecordingHandler,
+    /// The worker, stepped by the test.
+    pub worker: passfort_receiver::Worker,
+}
+
+impl LiveReceiver {
+    /// Serves a receiver on `store` at a free loopback port and builds a worker named `worker`.
+    pub async fn start(
+        store: passfort_receiver::store::PostgresStore,
+        clock: passfort_clock::VirtualClock,
+    ) -> Self {
+        let receiver = passfort_receiver::Receiver::builder()
+            .secrets(
+                passfort_receiver::SecretSet::single(passfort_receiver::testing::SECRET).unwrap(),
+            )
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}{}",
+            listener.local_addr().unwrap(),
+            receiver.path()
+        );
+        let router = receiver.router();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let handler = passfort_receiver::testing::RecordingHandler::new();
+        let worker = passfort_receiver::Worker::builder()
+            .store(store)
+            .handler(handler.clone())
+            .clock(clock)
+            .name("worker")
+            .build()
+            .unwrap();
+        Self {
+            url,
+            handler,
+            worker,
+        }
+    }
+}
