@@ -48,6 +48,7 @@
 mod ordering;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod row;
 mod sqlite;
 
 #[cfg(feature = "testing")]

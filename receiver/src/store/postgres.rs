@@ -29,11 +29,12 @@
 //!   sqlx's session advisory lock, so replicas starting together apply each migration once;
 //!   the connection is closed afterwards, which releases the lock even if a migration failed.
 
+use super::row::{after_failure, dead_letter_of, entry_of, shape_name, webhook_of, StoredRow};
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
     Marker, Ordering, QueueStatus, Staged, State, Store, StoreError,
 };
-use crate::batch::{Batch, Shape, Verified};
+use crate::batch::{Batch, Verified};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -363,13 +364,6 @@ fn blocked(head: &PgRow, worker: &str, now_ms: i64) -> Result<Option<Lease>, Sto
     Ok(None)
 }
 
-fn shape_name(shape: Shape) -> &'static str {
-    match shape {
-        Shape::Single => "single",
-        Shape::Array => "array",
-    }
-}
-
 /// The lane of a webhook in the per-profile mode: its `data.profile_id` ('' when absent).
 fn lane_of(webhook: &Webhook) -> String {
     match webhook.data.get("profile_id") {
@@ -379,23 +373,13 @@ fn lane_of(webhook: &Webhook) -> String {
     }
 }
 
-fn attempts_of(row: &PgRow, column: &str) -> Result<u32, StoreError> {
-    let n: i32 = row.try_get(column)?;
-    Ok(u32::try_from(n).unwrap_or(0))
-}
-
 fn leased_of(row: &PgRow) -> Result<Leased, StoreError> {
     Ok(Leased {
         seq: row.try_get("seq")?,
         webhook: webhook_of(row)?,
-        attempt: attempts_of(row, "attempts")?,
+        attempt: row.attempts("attempts")?,
         received_at: from_millis(row.try_get("received_at_ms")?),
     })
-}
-
-fn webhook_of(row: &PgRow) -> Result<Webhook, StoreError> {
-    let body: String = row.try_get("body")?;
-    Webhook::from_stored(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn count(n: usize) -> i64 {
@@ -614,10 +598,7 @@ impl Store for PostgresStore {
         then: AfterFailure,
     ) -> Result<(), StoreError> {
         let now_ms = to_millis(now);
-        let (state, next, failed_at) = match then {
-            AfterFailure::RetryAt(at) => (State::Pending, Some(to_millis(at)), None),
-            AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
-        };
+        let (state, next, failed_at) = after_failure(then, now_ms);
         let recorded = sqlx::query(
             "WITH failed AS ( \
                  UPDATE webhooks SET state = $1, next_attempt_at_ms = $2, failed_at_ms = $3, \
@@ -710,7 +691,7 @@ impl Store for PostgresStore {
                 Ok(Failure {
                     id: row.try_get("id")?,
                     event: row.try_get("event")?,
-                    attempt: attempts_of(row, "attempt")?,
+                    attempt: row.attempts("attempt")?,
                     error: row.try_get("error")?,
                     at: from_millis(row.try_get("failed_at_ms")?),
                 })
@@ -737,21 +718,7 @@ impl Store for PostgresStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeadLetter {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    event: row.try_get("event")?,
-                    attempts: attempts_of(row, "attempts")?,
-                    last_error: row.try_get("last_error")?,
-                    received_at: from_millis(row.try_get("received_at_ms")?),
-                    failed_at: row
-                        .try_get::<Option<i64>, _>("failed_at_ms")?
-                        .map(from_millis),
-                })
-            })
-            .collect()
+        rows.iter().map(dead_letter_of).collect()
     }
 
     async fn retry_dead_letter(&self, id: &str, _now: SystemTime) -> Result<bool, StoreError> {
@@ -787,24 +754,7 @@ impl Store for PostgresStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(Entry {
-                    seq: row.try_get("seq")?,
-                    request_seq: row.try_get("request_seq")?,
-                    position: row.try_get("position")?,
-                    webhook: webhook_of(row)?,
-                    state: State::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?}")))?,
-                    attempts: attempts_of(row, "attempts")?,
-                    received_at: from_millis(row.try_get("received_at_ms")?),
-                    processed_at: row
-                        .try_get::<Option<i64>, _>("processed_at_ms")?
-                        .map(from_millis),
-                })
-            })
-            .collect()
+        rows.iter().map(entry_of).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

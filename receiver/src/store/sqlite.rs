@@ -10,16 +10,15 @@
 //! clone builds without a database or an offline cache; `store::conformance` and this module's
 //! tests run every query against the migrated schema.
 
+use super::row::{after_failure, dead_letter_of, entry_of, shape_name, webhook_of, StoredRow};
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
     Marker, QueueStatus, Staged, State, Store, StoreError,
 };
-use crate::batch::{Batch, Shape, Verified};
+use crate::batch::{Batch, Verified};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -112,23 +111,6 @@ impl SqliteStore {
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn shape_name(shape: Shape) -> &'static str {
-    match shape {
-        Shape::Single => "single",
-        Shape::Array => "array",
-    }
-}
-
-fn attempts_of(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
-    let n: i64 = row.try_get(column)?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-fn webhook_of(row: &SqliteRow) -> Result<Webhook, StoreError> {
-    let body: String = row.try_get("body")?;
-    Webhook::from_stored(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 struct SqliteStaged {
@@ -312,7 +294,7 @@ impl Store for SqliteStore {
                 return Ok(Lease::NotBefore(from_millis(next)));
             }
         }
-        let attempt = attempts_of(&head, "attempts")?.saturating_add(1);
+        let attempt = head.attempts("attempts")?.saturating_add(1);
         let until = to_millis(crate::store::later(now, lease_for));
         sqlx::query(
             "UPDATE webhooks SET state = 'leased', lease_owner = ?, lease_until_ms = ?, \
@@ -374,10 +356,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let now_ms = to_millis(now);
         let mut tx = self.begin().await?;
-        let (state, next, failed_at) = match then {
-            AfterFailure::RetryAt(at) => (State::Pending, Some(to_millis(at)), None),
-            AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
-        };
+        let (state, next, failed_at) = after_failure(then, now_ms);
         let row = sqlx::query(
             "UPDATE webhooks SET state = ?, next_attempt_at_ms = ?, failed_at_ms = ?, \
                     last_error = ?, lease_owner = NULL, lease_until_ms = NULL \
@@ -465,7 +444,7 @@ impl Store for SqliteStore {
                 Ok(Failure {
                     id: row.try_get("id")?,
                     event: row.try_get("event")?,
-                    attempt: attempts_of(row, "attempt")?,
+                    attempt: row.attempts("attempt")?,
                     error: row.try_get("error")?,
                     at: from_millis(row.try_get("failed_at_ms")?),
                 })
@@ -491,21 +470,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeadLetter {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    event: row.try_get("event")?,
-                    attempts: attempts_of(row, "attempts")?,
-                    last_error: row.try_get("last_error")?,
-                    received_at: from_millis(row.try_get("received_at_ms")?),
-                    failed_at: row
-                        .try_get::<Option<i64>, _>("failed_at_ms")?
-                        .map(from_millis),
-                })
-            })
-            .collect()
+        rows.iter().map(dead_letter_of).collect()
     }
 
     async fn retry_dead_letter(&self, id: &str, _now: SystemTime) -> Result<bool, StoreError> {
@@ -545,24 +510,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(Entry {
-                    seq: row.try_get("seq")?,
-                    request_seq: row.try_get("request_seq")?,
-                    position: row.try_get("position")?,
-                    webhook: webhook_of(row)?,
-                    state: State::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?}")))?,
-                    attempts: attempts_of(row, "attempts")?,
-                    received_at: from_millis(row.try_get("received_at_ms")?),
-                    processed_at: row
-                        .try_get::<Option<i64>, _>("processed_at_ms")?
-                        .map(from_millis),
-                })
-            })
-            .collect()
+        rows.iter().map(entry_of).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

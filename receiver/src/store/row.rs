@@ -1,0 +1,118 @@
+//! Reading a stored webhook row into the store's types, once for every backend.
+//!
+//! Both stores keep the same columns (see their migrations); only the SQL dialect and the
+//! integer width of `attempts` differ. So each backend says how to read a column, and the
+//! mapping from columns to [`Entry`], [`DeadLetter`] and [`Webhook`] lives here, where a new
+//! field is added once.
+
+use super::{from_millis, AfterFailure, DeadLetter, Entry, State, StoreError};
+use crate::batch::Shape;
+use crate::webhook::Webhook;
+use sqlx::Row;
+
+/// How a backend's row gives up the columns the shared mappings read.
+pub(super) trait StoredRow {
+    /// A `BIGINT`/`INTEGER` column.
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A text column.
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn maybe_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    /// An attempt counter (its SQL width differs between backends).
+    fn attempts(&self, column: &str) -> Result<u32, StoreError>;
+}
+
+impl StoredRow for sqlx::sqlite::SqliteRow {
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn attempts(&self, column: &str) -> Result<u32, StoreError> {
+        let n: i64 = self.try_get(column)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl StoredRow for sqlx::postgres::PgRow {
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn maybe_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn attempts(&self, column: &str) -> Result<u32, StoreError> {
+        let n: i32 = self.try_get(column)?;
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+}
+
+/// How a request's body shape is stored.
+pub(super) fn shape_name(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Single => "single",
+        Shape::Array => "array",
+    }
+}
+
+/// The webhook kept in the `body` column.
+pub(super) fn webhook_of(row: &impl StoredRow) -> Result<Webhook, StoreError> {
+    let body = row.text("body")?;
+    Webhook::from_stored(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A row of `SELECT seq, request_seq, position, body, state, attempts, received_at_ms,
+/// processed_at_ms FROM webhooks`.
+pub(super) fn entry_of(row: &impl StoredRow) -> Result<Entry, StoreError> {
+    let state = row.text("state")?;
+    Ok(Entry {
+        seq: row.int("seq")?,
+        request_seq: row.int("request_seq")?,
+        position: row.int("position")?,
+        webhook: webhook_of(row)?,
+        state: State::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?}")))?,
+        attempts: row.attempts("attempts")?,
+        received_at: from_millis(row.int("received_at_ms")?),
+        processed_at: row.maybe_int("processed_at_ms")?.map(from_millis),
+    })
+}
+
+/// A row of `SELECT seq, id, event, attempts, last_error, received_at_ms, failed_at_ms FROM
+/// webhooks WHERE state = 'dead'`.
+pub(super) fn dead_letter_of(row: &impl StoredRow) -> Result<DeadLetter, StoreError> {
+    Ok(DeadLetter {
+        seq: row.int("seq")?,
+        id: row.text("id")?,
+        event: row.text("event")?,
+        attempts: row.attempts("attempts")?,
+        last_error: row.maybe_text("last_error")?,
+        received_at: from_millis(row.int("received_at_ms")?),
+        failed_at: row.maybe_int("failed_at_ms")?.map(from_millis),
+    })
+}
+
+/// What a failed attempt writes: the new state, when to retry (ms) and when it was
+/// dead-lettered (ms).
+pub(super) fn after_failure(then: AfterFailure, now_ms: i64) -> (State, Option<i64>, Option<i64>) {
+    match then {
+        AfterFailure::RetryAt(at) => (State::Pending, Some(super::to_millis(at)), None),
+        AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
+    }
+}
