@@ -34,10 +34,13 @@ use uuid::Uuid;
 use crate::account::{AccountSettings, BatchShape};
 use crate::attempt::{Attempt, Outcome};
 use crate::clock::{Clock, SharedClock, SimClock, SystemClock, VirtualClock};
+// `at + wait` that turns a give-up time of ages or a tiny time scale into a far future instead
+// of a `SystemTime` overflow panic.
 use crate::event::Webhook;
 use crate::snapshot::{CadencePosition, DeliverySnapshot, DeliveryTotals, SnapshotError};
 use crate::status::{QueueState, RecentFailure, StatusQueue};
 use crate::transport::{Answer, Transport, TransportError};
+use passfort_clock::after;
 
 /// Why an engine could not be built or reconfigured.
 #[derive(Debug, thiserror::Error)]
@@ -383,7 +386,7 @@ impl Engine {
         state.enqueued = state.enqueued.saturating_add(1);
         if state.next_send.is_none() && !state.in_flight {
             let wait = state.cadence();
-            state.next_send = Some(later(now, wait));
+            state.next_send = Some(after(now, wait));
         }
         Enqueued::Queued
     }
@@ -672,7 +675,7 @@ impl Engine {
         let _driver = self.shared.driver.lock().await;
         let limit = {
             let settings = self.lock().settings.clone();
-            later(self.now(), settings.scaled(give_up_after))
+            after(self.now(), settings.scaled(give_up_after))
         };
         loop {
             if self.queued() == 0 {
@@ -875,7 +878,7 @@ impl Engine {
                     None
                 } else {
                     let wait = state.cadence();
-                    Some(later(finished, wait))
+                    Some(after(finished, wait))
                 };
             }
         } else {
@@ -888,7 +891,7 @@ impl Engine {
                 let at = if state.retry_after_flight {
                     finished
                 } else {
-                    later(finished, wait)
+                    after(finished, wait)
                 };
                 state.next_send = Some(at);
                 next_retry = Some(at);
@@ -922,7 +925,7 @@ impl Engine {
     /// or a hung receiver resolves without real waiting.
     async fn exchange(&self, request: http::Request<Bytes>, limit: Duration) -> Exchange {
         let clock = &self.shared.clock;
-        let deadline = later(clock.now(), limit);
+        let deadline = after(clock.now(), limit);
         let sent = self.shared.transport.send(request);
         let guarded = passfort_clock::timeout(&self.shared.shared_clock, limit, sent);
         let mut guarded = pin!(guarded);
@@ -1020,16 +1023,6 @@ async fn advance_virtual_to(clock: &VirtualClock, target: SystemTime) {
         tokio::task::yield_now().await;
     }
     clock.advance_to(target);
-}
-
-/// `at + wait`, saturating: a `--give-up-after` of ages or a tiny `--time-scale` means "not in
-/// this run", never a panic on `SystemTime` overflow.
-fn later(at: SystemTime, wait: Duration) -> SystemTime {
-    /// Far enough to never come, near enough for any `SystemTime` to hold.
-    const FOREVER: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
-    at.checked_add(wait)
-        .or_else(|| at.checked_add(FOREVER))
-        .unwrap_or(at)
 }
 
 fn record_failures(
