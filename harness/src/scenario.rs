@@ -3,7 +3,7 @@
 //! Scenario ids are part of the command-line contract (issue 5): they are how a QA engineer
 //! selects what to run and how CI systems track a result from one run to the next, so they never
 //! change once published. Each scenario's description says which PassFort behaviour it stands
-//! for, citing sections of the spec (`shared/spec/passfort-webhooks.md`).
+//! for, citing sections of the spec (`docs/passfort-webhooks.md`, "spec §N").
 
 use std::time::Duration;
 

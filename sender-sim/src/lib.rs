@@ -1,6 +1,6 @@
 //! A faithful, deterministic model of how PassFort sends webhooks.
 //!
-//! PassFort's sending side, reproduced rule by rule from `shared/spec/passfort-webhooks.md`:
+//! PassFort's sending side, reproduced rule by rule from the project's reference, `docs/passfort-webhooks.md`:
 //! one ordered queue per account, head-of-line blocking, batches of up to 100 about every
 //! 0–10 s, success only on HTTP 200 inside 5 s (batched) / 10 s (unbatched), back-off of
 //! 30 s × 2^(n−1) for twelve failures and then daily, the Retry button, the status queue, and the
