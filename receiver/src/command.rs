@@ -4,6 +4,7 @@
 //! only works the queue, against the same database; `status` and `dead-letter` inspect and
 //! repair it.
 
+use crate::allow_list::{AllowList, TrustedProxies};
 use crate::http::Receiver;
 use crate::secret::{SecretError, SecretSet};
 use crate::sink::{Sink, SinkError};
@@ -129,6 +130,10 @@ pub struct ServeConfig {
     pub single_deadline: Duration,
     /// Which webhooks the in-process worker keeps in order (per-profile: PostgreSQL only).
     pub ordering: Ordering,
+    /// Who may post webhooks (`--allow-from`).
+    pub allow_from: AllowList,
+    /// Proxies whose forwarding headers name the client (`--trust-proxy`).
+    pub trust_proxy: TrustedProxies,
 }
 
 /// Everything `work` needs.
@@ -193,6 +198,8 @@ where
         .body_limit(config.body_limit)
         .batch_deadline(config.batch_deadline)
         .single_deadline(config.single_deadline)
+        .allow_list(config.allow_from.clone())
+        .trust_proxies(config.trust_proxy.clone())
         .build()
         .map_err(|e| CommandError::Build(e.to_string()))?;
     let public = bind(config.listen).await?;
@@ -220,7 +227,7 @@ where
         tracing::info!(
             listen = %public_addr, admin = %admin_addr, path = %config.path,
             database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
-            secrets = config.secrets.len(), "passfort-receiver serving"
+            secrets = config.secrets.len(), allow_from = ?config.allow_from, "passfort-receiver serving"
         );
         eprintln!(
             "passfort-receiver ready listen={public_addr} admin={admin_addr} path={}",
@@ -269,8 +276,12 @@ where
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let (listener, router) = public;
-    let public_server =
-        axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+    // The client's address reaches the handlers (the allow-list reads it).
+    let public_server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_server = admin.map(|(listener, router)| {
         axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()))
     });

@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::allow_list::{AllowList, AllowListLayer, TrustedProxies};
 use crate::batch::{self, Rejection, Shape};
 use crate::metrics::Metrics;
 use crate::secret::SecretSet;
@@ -91,6 +92,8 @@ pub struct ReceiverBuilder {
     path: Option<String>,
     metrics: Option<Metrics>,
     wakeup: Option<Wakeup>,
+    allow_list: AllowList,
+    trusted_proxies: TrustedProxies,
 }
 
 impl ReceiverBuilder {
@@ -161,6 +164,20 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Who may post to the webhook path (default: everyone); others get 403 before their
+    /// body is read. `GET /healthz` stays open to everyone. See [`crate::allow_list`].
+    pub fn allow_list(mut self, allowed: AllowList) -> Self {
+        self.allow_list = allowed;
+        self
+    }
+
+    /// The proxies whose `X-Forwarded-For` / `Forwarded` headers name the client (default:
+    /// none, and the headers are ignored).
+    pub fn trust_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
     /// The receiver, or what is missing.
     pub fn build(self) -> Result<Receiver, ReceiverBuildError> {
         let path = self.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
@@ -178,6 +195,8 @@ impl ReceiverBuilder {
                 path,
                 metrics: self.metrics.unwrap_or_default(),
                 wakeup: self.wakeup.unwrap_or_default(),
+                allow_list: self.allow_list,
+                trusted_proxies: self.trusted_proxies,
             }),
         })
     }
@@ -204,6 +223,8 @@ struct Inner {
     path: String,
     metrics: Metrics,
     wakeup: Wakeup,
+    allow_list: AllowList,
+    trusted_proxies: TrustedProxies,
 }
 
 /// Receives PassFort webhooks over HTTP. Cheap to clone; clones share everything.
@@ -256,9 +277,23 @@ impl Receiver {
     }
 
     /// The webhook path and `GET /healthz`, to serve, `nest` or `merge`.
+    ///
+    /// With an allow-list, the webhook path needs the client's address: serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (as `passfort-receiver serve` does),
+    /// or every request is refused.
     pub fn router(&self) -> Router {
+        let inner = &self.inner;
+        let webhook = if inner.allow_list.is_everyone() {
+            any(receive)
+        } else {
+            any(receive).layer(
+                AllowListLayer::new(inner.allow_list.clone())
+                    .trust_proxies(inner.trusted_proxies.clone())
+                    .metrics(inner.metrics.clone()),
+            )
+        };
         Router::new()
-            .route(&self.inner.path, any(receive))
+            .route(&self.inner.path, webhook)
             .route("/healthz", get(healthz))
             .with_state(self.clone())
     }

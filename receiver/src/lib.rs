@@ -17,6 +17,7 @@
 //! | typed reading of `event` + `data` ([`Event`]) | [`event`] |
 //! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
 //! | `/metrics`, `/status` | [`metrics`], [`status`] |
+//! | who may post (IP allow-list, trusted proxies) | [`allow_list`] |
 //!
 //! # Embedding
 //!
@@ -57,6 +58,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allow_list;
 pub mod batch;
 pub mod command;
 pub mod event;
@@ -73,6 +75,7 @@ pub mod testing;
 pub mod webhook;
 pub mod worker;
 
+pub use allow_list::{AllowList, AllowListLayer, TrustedProxies};
 pub use batch::{Batch, Rejection, Shape, Verified};
 pub use event::Event;
 pub use http::{Receiver, ReceiverBuilder};

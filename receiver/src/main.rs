@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_receiver::command::{self, ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
 use passfort_receiver::shutdown;
@@ -91,6 +92,14 @@ enum Command {
         /// What the in-process worker keeps in order: global, or per-profile (PostgreSQL only).
         #[arg(long, default_value = "global")]
         ordering: Ordering,
+        /// Who may post webhooks: comma-separated addresses, CIDRs and the named sets
+        /// passfort-eu, passfort-us, passfort-uae, passfort (all three). Default: everyone.
+        #[arg(long, default_value = "everyone")]
+        allow_from: AllowList,
+        /// Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For / Forwarded
+        /// headers name the client. Without it those headers are ignored.
+        #[arg(long)]
+        trust_proxy: Option<TrustedProxies>,
         #[command(flatten)]
         retry: RetryArgs,
     },
@@ -181,6 +190,8 @@ async fn run(cli: Cli) -> Result<()> {
             batch_deadline,
             single_deadline,
             ordering,
+            allow_from,
+            trust_proxy,
             retry,
         } => {
             let secrets = command::secrets_from_env(secret_file.as_deref())?;
@@ -197,6 +208,8 @@ async fn run(cli: Cli) -> Result<()> {
                 batch_deadline,
                 single_deadline,
                 ordering,
+                allow_from,
+                trust_proxy: trust_proxy.unwrap_or_default(),
             };
             command::serve(config, shutdown::signal()).await?;
         }

@@ -16,13 +16,14 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 ];
 
 /// Why a request was not answered 200: the `reason` label of `rejected_total`.
-pub const REJECTION_REASONS: [&str; 6] = [
+pub const REJECTION_REASONS: [&str; 7] = [
     "unauthorized",
     "bad_request",
     "too_large",
     "method_not_allowed",
     "store_unavailable",
     "deadline",
+    "ip",
 ];
 
 #[derive(Default)]
