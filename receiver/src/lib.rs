@@ -60,13 +60,15 @@
 
 pub mod allow_list;
 pub mod batch;
-pub mod command;
 pub mod event;
+pub mod handler;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "cli")]
 pub mod process;
+pub mod retry;
 pub mod secret;
-pub mod shutdown;
+pub mod serve;
 pub mod sink;
 pub mod status;
 pub mod store;
@@ -78,14 +80,14 @@ pub mod worker;
 pub use allow_list::{AllowList, AllowListLayer, TrustedProxies};
 pub use batch::{Batch, Rejection, Shape, Verified};
 pub use event::Event;
+pub use handler::{handler_fn, Handler, HandlerError, HandlerFn, Job};
 pub use http::{Receiver, ReceiverBuilder};
 pub use metrics::Metrics;
-pub use secret::{SecretError, SecretSet};
+pub use retry::RetryPolicy;
+pub use secret::{SecretError, SecretSet, SecretSourceError};
+pub use sink::{ExecSink, JsonlSink, Sink, SinkError, StdoutSink};
 pub use store::{SharedStore, SqliteStore, Store, StoreError};
 pub use webhook::Webhook;
-pub use worker::{
-    handler_fn, Handler, HandlerError, Job, RetryPolicy, RunningWorker, Wakeup, Worker,
-    WorkerBuilder,
-};
+pub use worker::{RunningWorker, Wakeup, Worker, WorkerBuilder};
 
 pub use passfort_clock::{Clock, SharedClock, SystemClock};

@@ -12,6 +12,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use subtle::{Choice, ConstantTimeEq};
 
 /// Why a set of secrets could not be built.
@@ -23,6 +24,34 @@ pub enum SecretError {
     /// An empty string was given as a secret: it would make the check meaningless.
     #[error("a webhook secret must not be empty")]
     EmptySecret,
+}
+
+/// The environment variable holding the current shared secret.
+pub const SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET";
+/// The environment variable holding the previous shared secret, accepted during a rotation.
+pub const PREVIOUS_SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET_PREVIOUS";
+/// Every environment variable that may hold a webhook secret: what a child process (the
+/// `exec:` sink) must never inherit.
+pub const SECRET_ENV_VARS: [&str; 2] = [SECRET_ENV, PREVIOUS_SECRET_ENV];
+
+/// Why the secrets could not be read from the environment or a secret file.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretSourceError {
+    /// No secret in the environment or the secret file.
+    #[error("no webhook secret: set {SECRET_ENV} (and optionally {PREVIOUS_SECRET_ENV}) or pass --secret-file PATH")]
+    NoSecret,
+    /// The secret file could not be read.
+    #[error("cannot read the secret file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A secret is unusable.
+    #[error("{0}")]
+    Secret(#[from] SecretError),
 }
 
 /// The secrets a receiver accepts (the current one, and during a rotation the previous ones).
@@ -60,6 +89,39 @@ impl SecretSet {
             return Err(SecretError::Empty);
         }
         Ok(Self { digests })
+    }
+
+    /// Reads the accepted secrets the way every binary built on this crate does: from
+    /// `secret_file` (first line, or every non-empty line for a rotation) or
+    /// `PASSFORT_WEBHOOK_SECRET`, plus `PASSFORT_WEBHOOK_SECRET_PREVIOUS` if set. Secrets never
+    /// come from a command-line argument, where any user of the machine could read them.
+    pub fn from_env(secret_file: Option<&Path>) -> Result<Self, SecretSourceError> {
+        let mut secrets: Vec<String> = Vec::new();
+        if let Some(path) = secret_file {
+            let text = std::fs::read_to_string(path).map_err(|source| SecretSourceError::File {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            secrets.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
+        } else if let Ok(secret) = std::env::var(SECRET_ENV) {
+            if !secret.is_empty() {
+                secrets.push(secret);
+            }
+        }
+        if secrets.is_empty() {
+            return Err(SecretSourceError::NoSecret);
+        }
+        if let Ok(previous) = std::env::var(PREVIOUS_SECRET_ENV) {
+            if !previous.is_empty() {
+                secrets.push(previous);
+            }
+        }
+        Ok(Self::new(secrets)?)
     }
 
     /// Accepts one secret.

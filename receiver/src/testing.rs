@@ -25,11 +25,11 @@
 //! ```
 
 use crate::batch::{Batch, Verified};
+use crate::handler::{Handler, HandlerError, Job};
 use crate::store::{
     AfterFailure, DeadLetter, Entry, Lease, QueueStatus, Staged, Store, StoreError,
 };
 use crate::webhook::{Webhook, SECRET_FIELD};
-use crate::worker::{Handler, HandlerError, Job};
 use async_trait::async_trait;
 use axum::body::Body;
 use passfort_clock::VirtualClock;

@@ -50,11 +50,10 @@
 //! # Ok(()) }
 //! ```
 
-use crate::event::Event;
+use crate::handler::{Handler, Job};
 use crate::metrics::Metrics;
-use crate::store::{AfterFailure, Lease, Leased, SharedStore, Store, StoreError};
-use crate::webhook::Webhook;
-use async_trait::async_trait;
+use crate::retry::RetryPolicy;
+use crate::store::{AfterFailure, Lease, SharedStore, Store, StoreError};
 use futures::FutureExt;
 use passfort_clock::{Clock, SharedClock, SystemClock};
 use std::future::Future;
@@ -62,142 +61,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
-
-/// What a handler returns when it could not handle a webhook; any error type converts into it.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
-
-/// One webhook handed to a [`Handler`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    /// The webhook as stored (secret removed): what to relay if you relay.
-    pub webhook: Webhook,
-    /// Its typed reading; [`Event::Unknown`] for what this library does not know.
-    pub event: Event,
-    /// Which attempt this is (1 for the first).
-    pub attempt: u32,
-    /// Its arrival position in the store.
-    pub seq: i64,
-    /// When the receiver acknowledged it.
-    pub received_at: SystemTime,
-}
-
-impl Job {
-    fn from_leased(leased: Leased) -> Self {
-        let event = leased.webhook.event();
-        Self {
-            webhook: leased.webhook,
-            event,
-            attempt: leased.attempt,
-            seq: leased.seq,
-            received_at: leased.received_at,
-        }
-    }
-}
-
-/// The integrator's code that acts on each webhook. `Ok` marks the webhook done; `Err` (or a
-/// panic) schedules a retry.
-#[async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// Acts on one webhook. Called for one webhook at a time, in arrival order.
-    async fn handle(&self, job: &Job) -> Result<(), HandlerError>;
-}
-
-#[async_trait]
-impl<H: Handler + ?Sized> Handler for Arc<H> {
-    async fn handle(&self, job: &Job) -> Result<(), HandlerError> {
-        (**self).handle(job).await
-    }
-}
-
-/// A [`Handler`] from an async closure taking the [`Job`] by value.
-pub fn handler_fn<F, Fut>(f: F) -> HandlerFn<F>
-where
-    F: Fn(Job) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-{
-    HandlerFn(f)
-}
-
-/// See [`handler_fn`].
-#[derive(Clone)]
-pub struct HandlerFn<F>(F);
-
-#[async_trait]
-impl<F, Fut> Handler for HandlerFn<F>
-where
-    F: Fn(Job) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-{
-    async fn handle(&self, job: &Job) -> Result<(), HandlerError> {
-        (self.0)(job.clone()).await
-    }
-}
-
-/// When to retry a failed webhook and when to give up on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    initial: Duration,
-    max_delay: Duration,
-    max_attempts: Option<u32>,
-}
-
-impl Default for RetryPolicy {
-    /// 1 s, doubling, at most 5 minutes apart; dead-letter after 10 attempts.
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            max_delay: Duration::from_secs(300),
-            max_attempts: Some(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Waits `initial` after the first failure, doubling after each further one, never more
-    /// than `max_delay`; dead-letters after 10 attempts unless changed.
-    pub fn exponential(initial: Duration, max_delay: Duration) -> Self {
-        Self {
-            initial,
-            max_delay: max_delay.max(initial),
-            max_attempts: Some(10),
-        }
-    }
-
-    /// Dead-letters after `attempts` attempts in all (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = Some(attempts.max(1));
-        self
-    }
-
-    /// Never dead-letters: keeps retrying the head, so nothing is ever handed on out of order.
-    pub fn block(mut self) -> Self {
-        self.max_attempts = None;
-        self
-    }
-
-    /// How many attempts before dead-lettering; `None` when blocking.
-    pub fn attempts_limit(&self) -> Option<u32> {
-        self.max_attempts
-    }
-
-    /// The wait after the `attempt`-th failed attempt (1-based): `initial × 2^(attempt−1)`,
-    /// capped at the maximum delay.
-    pub fn delay_after(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(32);
-        self.initial
-            .checked_mul(1u32 << exponent.min(31))
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
-    }
-
-    /// What to do after the `attempt`-th attempt failed at `now`.
-    pub fn after_failure(&self, attempt: u32, now: SystemTime) -> AfterFailure {
-        match self.max_attempts {
-            Some(limit) if attempt >= limit => AfterFailure::DeadLetter,
-            _ => AfterFailure::RetryAt(crate::store::later(now, self.delay_after(attempt))),
-        }
-    }
-}
 
 /// Wakes a worker as soon as the HTTP side has committed something, so that an in-process
 /// worker does not wait for its next poll. Clones share one signal.
@@ -552,7 +415,7 @@ impl Worker {
                             tracing::info!(worker = %self.name, handled, "queue empty");
                         }
                     }
-                    let poll = crate::store::later(self.clock.now(), self.poll_interval);
+                    let poll = passfort_clock::after(self.clock.now(), self.poll_interval);
                     match idle {
                         Idle::Empty => poll,
                         Idle::RetryAt(at) | Idle::Busy(at) => at.min(poll),
@@ -608,34 +471,4 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic".to_owned());
     format!("handler panicked: {detail}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_off_doubles_up_to_the_cap() {
-        let policy = RetryPolicy::exponential(Duration::from_secs(1), Duration::from_secs(10));
-        let waits: Vec<u64> = (1..=6).map(|n| policy.delay_after(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(policy.delay_after(1000), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn dead_letters_at_the_limit_unless_blocking() {
-        let now = SystemTime::UNIX_EPOCH;
-        let policy = RetryPolicy::default().max_attempts(3);
-        assert_eq!(
-            policy.after_failure(2, now),
-            AfterFailure::RetryAt(now + Duration::from_secs(2))
-        );
-        assert_eq!(policy.after_failure(3, now), AfterFailure::DeadLetter);
-        let blocking = policy.block();
-        assert_eq!(blocking.attempts_limit(), None);
-        assert_eq!(
-            blocking.after_failure(50, now),
-            AfterFailure::RetryAt(now + Duration::from_secs(300))
-        );
-    }
 }

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::Parser;
 use embed_axum::App;
-use passfort_receiver::command::secrets_from_env;
-use passfort_receiver::{process, shutdown, SystemClock};
+use passfort_receiver::serve::signal;
+use passfort_receiver::{process, SecretSet, SystemClock};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let secrets = secrets_from_env(None)?;
+    let secrets = SecretSet::from_env(None)?;
     let app = App::open(
         &cli.database,
         &cli.webhook_database,
@@ -44,6 +44,6 @@ async fn run(cli: Cli) -> Result<()> {
     .await?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     eprintln!("embed-axum ready listen={}", listener.local_addr()?);
-    app.serve(listener, shutdown::signal()).await?;
+    app.serve(listener, signal()).await?;
     Ok(())
 }

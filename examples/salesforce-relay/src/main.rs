@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use passfort_receiver::command::secrets_from_env;
-use passfort_receiver::{process, shutdown};
+use passfort_receiver::serve::signal;
+use passfort_receiver::{process, SecretSet};
 use salesforce_relay::{retry_policy, serve, SalesforceConfig, ServeConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let secrets = secrets_from_env(cli.secret_file.as_deref())?;
+    let secrets = SecretSet::from_env(cli.secret_file.as_deref())?;
     let salesforce = SalesforceConfig::from_env()
         .context("Salesforce configuration")?
         .with_request_timeout(cli.request_timeout);
@@ -62,6 +62,6 @@ async fn run(cli: Cli) -> Result<()> {
         salesforce,
         retry: retry_policy(cli.retry_initial, cli.retry_max),
     };
-    serve(config, shutdown::signal()).await?;
+    serve(config, signal()).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::config::SalesforceConfig;
 use crate::forward::Forwarder;
 use axum::Router;
 use passfort_clock::{SharedClock, SystemClock};
-use passfort_receiver::command::{self, CommandError};
+use passfort_receiver::serve::{bind, serve_until, ServeError};
 use passfort_receiver::{
     store, Receiver, RetryPolicy, RunningWorker, SecretSet, SharedStore, Worker,
 };
@@ -43,7 +43,7 @@ pub enum RelayError {
     /// An address could not be bound, or a server failed while running: the relay serves the
     /// way `passfort-receiver serve` does, and fails the same way.
     #[error(transparent)]
-    Serve(#[from] CommandError),
+    Serve(#[from] ServeError),
 }
 
 /// The retry policy the relay uses: exponential from `initial`, capped at `max`, and blocking
@@ -148,14 +148,14 @@ where
         config.retry,
         Arc::new(SystemClock),
     )?;
-    let public = command::bind(config.listen).await?;
-    let public_addr = public.local_addr().map_err(CommandError::Serve)?;
+    let public = bind(config.listen).await?;
+    let public_addr = public.local_addr().map_err(ServeError::Serve)?;
     let admin = match config.admin_listen {
-        Some(addr) => Some(command::bind(addr).await?),
+        Some(addr) => Some(bind(addr).await?),
         None => None,
     };
     let admin_addr = match &admin {
-        Some(listener) => Some(listener.local_addr().map_err(CommandError::Serve)?),
+        Some(listener) => Some(listener.local_addr().map_err(ServeError::Serve)?),
         None => None,
     };
     let worker = relay.spawn_worker();
@@ -177,7 +177,7 @@ where
             None => eprintln!("salesforce-relay ready listen={public_addr}"),
         }
     };
-    command::serve_until(
+    serve_until(
         "salesforce-relay",
         public,
         admin,

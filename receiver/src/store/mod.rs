@@ -483,12 +483,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// `at + wait`, or a time a century after `at` when the sum is past what a `SystemTime` holds
-/// (`--lease 300000000000y`): a far future instead of a panic. The clock crate owns the rule.
-pub fn later(at: SystemTime, wait: Duration) -> SystemTime {
-    passfort_clock::after(at, wait)
-}
-
 /// Milliseconds since the Unix epoch: how stores keep times (before 1970 counts as 0).
 pub fn to_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)

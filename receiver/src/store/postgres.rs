@@ -546,7 +546,7 @@ impl Store for PostgresStore {
         lease_for: Duration,
     ) -> Result<Lease, StoreError> {
         let now_ms = to_millis(now);
-        let until_ms = to_millis(crate::store::later(now, lease_for));
+        let until_ms = to_millis(passfort_clock::after(now, lease_for));
         for _ in 0..LEASE_TRIES {
             let pick = match self.ordering {
                 Ordering::Global => self.pick_global(worker, now_ms).await?,

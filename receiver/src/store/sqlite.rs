@@ -295,7 +295,7 @@ impl Store for SqliteStore {
             }
         }
         let attempt = head.attempts("attempts")?.saturating_add(1);
-        let until = to_millis(crate::store::later(now, lease_for));
+        let until = to_millis(passfort_clock::after(now, lease_for));
         sqlx::query(
             "UPDATE webhooks SET state = 'leased', lease_owner = ?, lease_until_ms = ?, \
                     attempts = ?, next_attempt_at_ms = NULL \

@@ -1,12 +1,14 @@
 //! `passfort-receiver`: receive PassFort webhooks without writing Rust. Parses flags and calls
-//! `passfort_receiver::command`; everything else lives in the library.
+//! `command`; everything else lives in the library.
+
+mod command;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
-use passfort_receiver::command::{self, ServeConfig, WorkConfig, DEFAULT_DATABASE};
+use command::{ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
-use passfort_receiver::shutdown;
+use passfort_receiver::serve::signal;
 use passfort_receiver::sink::Sink;
 use passfort_receiver::store::Ordering;
 use passfort_receiver::RetryPolicy;
@@ -194,7 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
             trust_proxy,
             retry,
         } => {
-            let secrets = command::secrets_from_env(secret_file.as_deref())?;
+            let secrets = passfort_receiver::SecretSet::from_env(secret_file.as_deref())?;
             let config = ServeConfig {
                 listen,
                 admin_listen,
@@ -211,7 +213,7 @@ async fn run(cli: Cli) -> Result<()> {
                 allow_from,
                 trust_proxy: trust_proxy.unwrap_or_default(),
             };
-            command::serve(config, shutdown::signal()).await?;
+            command::serve(config, signal()).await?;
         }
         Command::Work {
             database,
@@ -233,7 +235,7 @@ async fn run(cli: Cli) -> Result<()> {
                 lease,
                 worker_name,
             };
-            command::work(config, shutdown::signal()).await?;
+            command::work(config, signal()).await?;
         }
         Command::Migrate { database } => {
             print!("{}", command::migrate(&database).await?);

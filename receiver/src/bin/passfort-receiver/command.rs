@@ -1,26 +1,22 @@
-//! What the `passfort-receiver` binary does, so that its `main.rs` only parses flags.
+//! What the `passfort-receiver` binary does, so that its `main.rs` only parses flags. Only the
+//! binary needs this: everything here is plumbing between flags and the library.
 //!
 //! `serve` receives (and, unless told otherwise, works the queue in the same process); `work`
 //! only works the queue, against the same database; `status` and `dead-letter` inspect and
 //! repair it.
 
-use crate::allow_list::{AllowList, TrustedProxies};
-use crate::http::Receiver;
-use crate::secret::{SecretError, SecretSet};
-use crate::sink::{Sink, SinkError};
-use crate::status::Report;
-use crate::store::{self, Ordering, SharedStore, StoreError};
-use crate::worker::{RetryPolicy, Worker};
+use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_clock::{Clock, SystemClock};
+use passfort_receiver::secret::SecretSourceError;
+use passfort_receiver::serve::{bind, serve_until, ServeError};
+use passfort_receiver::sink::{Sink, SinkError};
+use passfort_receiver::status::Report;
+use passfort_receiver::store::{self, Ordering};
+use passfort_receiver::{Receiver, RetryPolicy, SecretSet, SharedStore, StoreError, Worker};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-/// The environment variable holding the current shared secret.
-pub const SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET";
-/// The environment variable holding the previous shared secret, accepted during a rotation.
-pub const PREVIOUS_SECRET_ENV: &str = "PASSFORT_WEBHOOK_SECRET_PREVIOUS";
 
 /// The default database: a SQLite file in the working directory, created if absent.
 pub const DEFAULT_DATABASE: &str = "sqlite://passfort-webhooks.db";
@@ -28,39 +24,18 @@ pub const DEFAULT_DATABASE: &str = "sqlite://passfort-webhooks.db";
 /// Why a command failed. Messages are one line and never contain a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// No secret in the environment or the secret file.
-    #[error("no webhook secret: set {SECRET_ENV} (and optionally {PREVIOUS_SECRET_ENV}) or pass --secret-file PATH")]
-    NoSecret,
-    /// The secret file could not be read.
-    #[error("cannot read the secret file {path}: {source}")]
-    SecretFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A secret is unusable.
+    /// The secrets could not be read.
     #[error("{0}")]
-    Secret(#[from] SecretError),
+    Secrets(#[from] SecretSourceError),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
     /// The sink could not be opened.
     #[error("{0}")]
     Sink(#[from] SinkError),
-    /// An address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed while running.
-    #[error("server error: {0}")]
-    Serve(#[source] std::io::Error),
+    /// An address could not be bound, or a server failed.
+    #[error("{0}")]
+    Serve(#[from] ServeError),
     /// A receiver or worker could not be assembled.
     #[error("{0}")]
     Build(String),
@@ -70,37 +45,6 @@ pub enum CommandError {
     /// No dead letter has this id.
     #[error("no dead letter with id {0}")]
     NoSuchDeadLetter(String),
-}
-
-/// Reads the accepted secrets: `--secret-file` (first line, or every non-empty line for a
-/// rotation) or `PASSFORT_WEBHOOK_SECRET`, plus `PASSFORT_WEBHOOK_SECRET_PREVIOUS` if set.
-pub fn secrets_from_env(secret_file: Option<&Path>) -> Result<SecretSet, CommandError> {
-    let mut secrets: Vec<String> = Vec::new();
-    if let Some(path) = secret_file {
-        let text = std::fs::read_to_string(path).map_err(|source| CommandError::SecretFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        secrets.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned),
-        );
-    } else if let Ok(secret) = std::env::var(SECRET_ENV) {
-        if !secret.is_empty() {
-            secrets.push(secret);
-        }
-    }
-    if secrets.is_empty() {
-        return Err(CommandError::NoSecret);
-    }
-    if let Ok(previous) = std::env::var(PREVIOUS_SECRET_ENV) {
-        if !previous.is_empty() {
-            secrets.push(previous);
-        }
-    }
-    Ok(SecretSet::new(secrets)?)
 }
 
 /// Everything `serve` needs.
@@ -204,8 +148,12 @@ where
         .map_err(|e| CommandError::Build(e.to_string()))?;
     let public = bind(config.listen).await?;
     let admin = bind(config.admin_listen).await?;
-    let public_addr = public.local_addr().map_err(CommandError::Serve)?;
-    let admin_addr = admin.local_addr().map_err(CommandError::Serve)?;
+    let public_addr = public
+        .local_addr()
+        .map_err(|e| CommandError::Serve(ServeError::Serve(e)))?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| CommandError::Serve(ServeError::Serve(e)))?;
 
     let worker = match handler {
         Some(handler) => Some(
@@ -234,74 +182,7 @@ where
             config.path
         );
     })
-    .await
-}
-
-/// Binds `addr`, or says which address could not be bound and why: binaries bind before they
-/// print their readiness line, so that the line gives the address actually bound (port 0 picks
-/// one) and a busy port is a clear error rather than a server that never answers.
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| CommandError::Bind { addr, source })
-}
-
-/// Serves `public` (and `admin`, if the process has a private address) on their bound
-/// listeners until `shutdown` completes; then stops accepting on both, lets the requests in
-/// flight finish (so every webhook answered 200 is committed), stops `worker` after the webhook
-/// in hand, logs `{name} stopped` and returns the first server error.
-///
-/// `ready` runs once the shutdown is being watched and just before the servers start: it is
-/// where a binary prints its readiness line, so that a signal sent as soon as that line appears
-/// already stops the process gracefully. `passfort-receiver serve` and binaries that embed the
-/// receiver (the Salesforce relay) share this, so they stop the same way.
-pub async fn serve_until<F, R>(
-    name: &str,
-    public: (tokio::net::TcpListener, axum::Router),
-    admin: Option<(tokio::net::TcpListener, axum::Router)>,
-    worker: Option<crate::worker::RunningWorker>,
-    shutdown: F,
-    ready: R,
-) -> Result<(), CommandError>
-where
-    F: Future<Output = ()> + Send + 'static,
-    R: FnOnce(),
-{
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let (listener, router) = public;
-    // The client's address reaches the handlers (the allow-list reads it).
-    let public_server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin_server = admin.map(|(listener, router)| {
-        axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()))
-    });
-
-    ready();
-
-    let (public_result, admin_result) = tokio::join!(async { public_server.await }, async {
-        match admin_server {
-            Some(server) => server.await,
-            None => Ok(()),
-        }
-    });
-    if let Some(worker) = worker {
-        if let Err(e) = worker.shutdown().await {
-            tracing::error!(error = %e, "worker did not stop cleanly");
-        }
-    }
-    tracing::info!("{name} stopped");
-    public_result.map_err(CommandError::Serve)?;
-    admin_result.map_err(CommandError::Serve)?;
+    .await?;
     Ok(())
 }
 
