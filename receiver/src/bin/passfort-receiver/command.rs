@@ -5,8 +5,8 @@
 //! only works the queue, against the same database; `status` and `dead-letter` inspect and
 //! repair it.
 
-use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_clock::{Clock, SystemClock};
+use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_receiver::secret::SecretSourceError;
 use passfort_receiver::serve::{bind, serve_until, ServeError};
 use passfort_receiver::sink::{Sink, SinkError};

@@ -5,8 +5,8 @@ mod command;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use command::{ServeConfig, WorkConfig, DEFAULT_DATABASE};
+use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
 use passfort_receiver::serve::signal;
 use passfort_receiver::sink::Sink;
