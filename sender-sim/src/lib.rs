@@ -40,7 +40,9 @@ pub mod backoff;
 pub mod clock;
 pub mod engine;
 pub mod event;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
+#[cfg(feature = "send")]
 pub mod send;
 pub mod snapshot;
 pub mod status;
