@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use passfort_harness::{report, run, scenario, ReportSpec, Secret, Settings};
+use passfort_harness::{report, run, scenarios, ReportSpec, Secret, Settings};
 
 /// Exit code for bad usage, the same clap uses for its own usage errors.
 const USAGE: u8 = 2;
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
 }
 
 fn list() {
-    for scenario in scenario::registry() {
+    for scenario in scenarios::registry() {
         let needs = if scenario.needs_observer() {
             "  (needs --observe-jsonl)"
         } else {

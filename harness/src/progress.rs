@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::scenario::Status;
-
 /// Where the bars of one run are drawn.
 #[derive(Debug, Clone)]
 pub struct Bars {
@@ -83,9 +81,9 @@ impl Progress {
         self.bar.set_message(message.into());
     }
 
-    /// Leaves the bar on screen with the scenario's result.
-    pub fn finish(&self, status: Status) {
+    /// Leaves the bar on screen with the scenario's result (its status label).
+    pub fn finish(&self, label: &str) {
         self.bar.disable_steady_tick();
-        self.bar.finish_with_message(status.label());
+        self.bar.finish_with_message(label.to_owned());
     }
 }

@@ -13,6 +13,7 @@ use crate::observe::Observer;
 use crate::progress::Bars;
 use crate::report::{RunReport, ScenarioReport};
 use crate::scenario::{self, Context, Limits, Outcome, Scenario, Status};
+use crate::scenarios;
 use crate::target::{Secret, Target, TargetError};
 use crate::webhook::Webhooks;
 
@@ -91,16 +92,16 @@ pub enum RunError {
 /// The scenarios `ids` name, in that order (all of them when empty).
 pub fn select(ids: &[String]) -> Result<Vec<Box<dyn Scenario>>, RunError> {
     if ids.is_empty() {
-        return Ok(scenario::registry());
+        return Ok(scenarios::registry());
     }
     let mut chosen: Vec<Box<dyn Scenario>> = Vec::new();
     for id in ids {
         if chosen.iter().any(|scenario| scenario.id() == id) {
             continue;
         }
-        let scenario = scenario::find(id).ok_or_else(|| RunError::UnknownScenario {
+        let scenario = scenarios::find(id).ok_or_else(|| RunError::UnknownScenario {
             id: id.clone(),
-            known: scenario::registry()
+            known: scenarios::registry()
                 .iter()
                 .map(|s| s.id())
                 .collect::<Vec<_>>()
@@ -153,7 +154,7 @@ pub async fn run(settings: Settings) -> Result<RunReport, RunError> {
             .now()
             .duration_since(began)
             .unwrap_or(Duration::ZERO);
-        progress.finish(outcome.status);
+        progress.finish(outcome.status.label());
         reports.push(ScenarioReport {
             id: scenario.id().to_owned(),
             description: scenario.description().to_owned(),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{seconds, RunReport};
+use super::{escape, seconds, RunReport};
 use crate::scenario::Status;
 
 const STYLE: &str =
@@ -26,7 +26,7 @@ pub fn html(report: &RunReport) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>passfort-harness: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-        escape(&report.target)
+        escape::attribute(&report.target)
     );
     let verdict = if report.count(Status::Failed) > 0 {
         "<span class=\"failed\">not ready for PassFort</span>"
@@ -37,13 +37,13 @@ pub fn html(report: &RunReport) -> String {
         out,
         "<h1>PassFort webhook conformance: {verdict}</h1>\n<p class=\"meta\">Target \
          <code>{}</code>{} &middot; started {} &middot; {} s</p>",
-        escape(&report.target),
+        escape::attribute(&report.target),
         report
             .observe_jsonl
             .as_ref()
             .map(|p| format!(
                 " &middot; observe file <code>{}</code>",
-                escape(&p.display().to_string())
+                escape::attribute(&p.display().to_string())
             ))
             .unwrap_or_default(),
         humantime::format_rfc3339_seconds(report.started_at),
@@ -69,7 +69,7 @@ pub fn html(report: &RunReport) -> String {
         if !scenario.details.is_empty() {
             details.push_str("<ul>");
             for detail in &scenario.details {
-                let _ = write!(details, "<li>{}</li>", escape(detail));
+                let _ = write!(details, "<li>{}</li>", escape::attribute(detail));
             }
             details.push_str("</ul>");
         }
@@ -78,11 +78,11 @@ pub fn html(report: &RunReport) -> String {
             "<tr class=\"row-{class}\" id=\"{id}\"><td class=\"what\"><code>{id}</code><div class=\"desc\">{desc}</div></td>\
              <td class=\"status {class}\">{label}</td><td class=\"time\">{time} s</td>\
              <td>{reason}{details}</td></tr>",
-            id = escape(&scenario.id),
-            desc = escape(&scenario.description),
+            id = escape::attribute(&scenario.id),
+            desc = escape::attribute(&scenario.description),
             label = scenario.status.label(),
             time = seconds(scenario.duration),
-            reason = escape(&scenario.reason),
+            reason = escape::attribute(&scenario.reason),
         );
     }
     let _ = writeln!(
@@ -101,21 +101,6 @@ fn status_class(status: Status) -> &'static str {
         Status::Failed => "failed",
         Status::Skipped => "skipped",
     }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{seconds, RunReport};
+use super::{escape, seconds, RunReport};
 use crate::scenario::Status;
 
 /// The run as one JUnit test suite, a test case per scenario.
@@ -25,19 +25,19 @@ pub fn junit(report: &RunReport) -> String {
         out,
         "  <testsuite name=\"passfort-harness\" tests=\"{tests}\" failures=\"{failures}\" \
          errors=\"0\" skipped=\"{skipped}\" time=\"{time}\" timestamp=\"{}\">",
-        escape(timestamp.trim_end_matches('Z'))
+        escape::attribute(timestamp.trim_end_matches('Z'))
     );
     let _ = writeln!(out, "    <properties>");
     let _ = writeln!(
         out,
         "      <property name=\"target\" value=\"{}\"/>",
-        escape(&report.target)
+        escape::attribute(&report.target)
     );
     if let Some(path) = &report.observe_jsonl {
         let _ = writeln!(
             out,
             "      <property name=\"observe-jsonl\" value=\"{}\"/>",
-            escape(&path.display().to_string())
+            escape::attribute(&path.display().to_string())
         );
     }
     let _ = writeln!(out, "    </properties>");
@@ -45,7 +45,7 @@ pub fn junit(report: &RunReport) -> String {
         let _ = write!(
             out,
             "    <testcase classname=\"passfort-harness\" name=\"{}\" time=\"{}\">",
-            escape(&scenario.id),
+            escape::attribute(&scenario.id),
             seconds(scenario.duration)
         );
         let mut body = String::new();
@@ -54,15 +54,15 @@ pub fn junit(report: &RunReport) -> String {
                 let _ = write!(
                     body,
                     "\n      <failure message=\"{}\" type=\"scenario-failed\">{}</failure>",
-                    escape(&scenario.reason),
-                    escape_text(&failure_text(scenario))
+                    escape::attribute(&scenario.reason),
+                    escape::content(&failure_text(scenario))
                 );
             }
             Status::Skipped => {
                 let _ = write!(
                     body,
                     "\n      <skipped message=\"{}\"/>",
-                    escape(&scenario.reason)
+                    escape::attribute(&scenario.reason)
                 );
             }
             Status::Passed | Status::Warned => {}
@@ -80,7 +80,7 @@ pub fn junit(report: &RunReport) -> String {
         let _ = write!(
             body,
             "\n      <system-out>{}</system-out>",
-            escape_text(&system_out)
+            escape::content(&system_out)
         );
         let _ = writeln!(out, "{body}\n    </testcase>");
     }
@@ -96,36 +96,6 @@ fn failure_text(scenario: &super::ScenarioReport) -> String {
         text.push_str(detail);
     }
     text
-}
-
-/// XML-escapes an attribute value, dropping characters XML 1.0 cannot carry at all (control
-/// characters other than tab, newline and carriage return); newlines are kept as `&#10;` so that
-/// a multi-line reason survives attribute normalisation.
-fn escape(text: &str) -> String {
-    escape_with(text, true)
-}
-
-/// XML-escapes element content; newlines stay newlines so CI systems show readable output.
-fn escape_text(text: &str) -> String {
-    escape_with(text, false)
-}
-
-fn escape_with(text: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\'' if attribute => out.push_str("&apos;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\n' | '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -149,8 +119,5 @@ mod tests {
         let xml = junit(&crate::report::tests::sample());
         assert!(xml.contains("answered 202 Accepted &quot;oops&quot; &amp; &lt;more&gt;"));
         assert!(!xml.contains("<more>"));
-        assert_eq!(escape("a\u{1}b"), "ab");
-        assert_eq!(escape("a\nb"), "a&#10;b");
-        assert_eq!(escape_text("a\n<b>"), "a\n&lt;b&gt;");
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::scenario::Status;
 
+mod escape;
 mod html;
 mod junit;
 mod table;

@@ -1,25 +1,51 @@
-//! The scenarios, one file each, named by their id.
+//! The scenarios, one file each, named by their id, and their registry: the one list of every
+//! scenario, in the order a run takes them. A scenario's id is written once, in its file; the
+//! command line, the reports and the tests take the ids from [`registry`].
 //!
 //! Shared steps that several scenarios take (sending a forged request and proving it was not
 //! processed) live here rather than in a `helpers` module, next to the scenarios that use them.
 
-pub mod accepts_batch;
-pub mod accepts_single;
-pub mod ack_latency;
-pub mod answers_exactly_200;
-pub mod dedup_redelivery;
-pub mod order_preserved;
-pub mod rejects_bad_body_secret;
-pub mod rejects_bad_header_secret;
-pub mod rejects_bad_secret_in_batch;
-pub mod rejects_missing_auth;
-pub mod secret_not_forwarded;
-pub mod survives_retry_storm;
-pub mod unknown_event_accepted;
+/// Declares each scenario's module and lists it in [`registry`], in one place.
+macro_rules! scenarios {
+    ($($module:ident :: $scenario:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// Every scenario, in the order they run: cheap acceptance first, the storm last.
+        pub fn registry() -> Vec<Box<dyn Scenario>> {
+            vec![$(Box::new($module::$scenario)),+]
+        }
+    };
+}
+
+scenarios! {
+    accepts_single::AcceptsSingle,
+    accepts_batch::AcceptsBatch,
+    answers_exactly_200::AnswersExactly200,
+    rejects_bad_header_secret::RejectsBadHeaderSecret,
+    rejects_bad_body_secret::RejectsBadBodySecret,
+    rejects_missing_auth::RejectsMissingAuth,
+    rejects_bad_secret_in_batch::RejectsBadSecretInBatch,
+    unknown_event_accepted::UnknownEventAccepted,
+    ack_latency::AckLatency,
+    dedup_redelivery::DedupRedelivery,
+    order_preserved::OrderPreserved,
+    survives_retry_storm::SurvivesRetryStorm,
+    secret_not_forwarded::SecretNotForwarded,
+}
+
+/// The ids of every scenario, in the order they run.
+pub fn ids() -> Vec<&'static str> {
+    registry().iter().map(|scenario| scenario.id()).collect()
+}
+
+/// The scenario with this id.
+pub fn find(id: &str) -> Option<Box<dyn Scenario>> {
+    registry().into_iter().find(|scenario| scenario.id() == id)
+}
 
 use serde_json::Value;
 
-use crate::scenario::{Checked, Context, Failure, Outcome};
+use crate::scenario::{Checked, Context, Failure, Outcome, Scenario};
 use crate::target::{status_text, Bearer, Delivery};
 
 /// Sends a request that PassFort would never send (a wrong or missing secret) and checks that
@@ -90,4 +116,46 @@ pub(crate) struct Sent {
     pub id: String,
     /// "single request 3 of 100", "batch 2 of 4, element 7 of 25"…
     pub place: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case() {
+        let ids = ids();
+        assert!(!ids.is_empty());
+        for id in &ids {
+            assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "{id} twice");
+            assert!(
+                !id.is_empty()
+                    && !id.starts_with('-')
+                    && !id.ends_with('-')
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{id} is not kebab-case"
+            );
+        }
+    }
+
+    #[test]
+    fn find_knows_every_id_and_nothing_else() {
+        for id in ids() {
+            assert_eq!(find(id).map(|s| s.id()), Some(id));
+        }
+        assert!(find("no-such-scenario").is_none());
+    }
+
+    #[test]
+    fn every_description_cites_the_spec() {
+        for scenario in registry() {
+            assert!(
+                scenario.description().contains('§'),
+                "{} does not cite a spec section",
+                scenario.id()
+            );
+        }
+    }
 }
