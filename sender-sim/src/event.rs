@@ -12,67 +12,88 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// An `event` string. The set is open: PassFort adds events, so anything unknown is carried as
-/// [`EventType::Other`] instead of being rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventType {
+/// Declares the event types from one table: the enum, [`EventType::KNOWN`], the wire strings and
+/// which are deprecated. Adding an event is one line here (and its `data` in [`Generator`]).
+macro_rules! event_types {
+    ($($(#[doc = $doc:literal])* $variant:ident = $wire:literal $(($deprecated:ident))?;)+) => {
+        /// An `event` string. The set is open: PassFort adds events, so anything unknown is
+        /// carried as [`EventType::Other`] instead of being rejected.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $($(#[doc = $doc])* $variant,)+
+            /// Any other string, sent verbatim: for forward-compatibility tests.
+            Other(String),
+        }
+
+        impl EventType {
+            /// Every event type named in the spec, deprecated ones last.
+            pub const KNOWN: [EventType; [$(stringify!($variant)),+].len()] =
+                [$(EventType::$variant),+];
+
+            /// The wire string.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                    Self::Other(raw) => raw,
+                }
+            }
+
+            /// PassFort lists these as deprecated but may still send them.
+            pub fn is_deprecated(&self) -> bool {
+                match self {
+                    $(Self::$variant => event_types!(@deprecated $($deprecated)?),)+
+                    Self::Other(_) => false,
+                }
+            }
+        }
+    };
+    (@deprecated deprecated) => {
+        true
+    };
+    (@deprecated) => {
+        false
+    };
+}
+
+event_types! {
     /// `PRODUCT_STATUS_CHANGED` (confirmed).
-    ProductStatusChanged,
+    ProductStatusChanged = "PRODUCT_STATUS_CHANGED";
     /// `CHECK_COMPLETED` (confirmed).
-    CheckCompleted,
+    CheckCompleted = "CHECK_COMPLETED";
     /// `COLLECTED_DATA_UPDATED` (confirmed).
-    CollectedDataUpdated,
+    CollectedDataUpdated = "COLLECTED_DATA_UPDATED";
     /// `MANUAL_ACTION_REQUIRED` (confirmed).
-    ManualActionRequired,
+    ManualActionRequired = "MANUAL_ACTION_REQUIRED";
     /// `PRODUCT_BADGE_CHANGED`, the "flag" (inferred).
-    ProductBadgeChanged,
+    ProductBadgeChanged = "PRODUCT_BADGE_CHANGED";
     /// `RISK_LEVEL_CHANGED`, Risk module only (inferred).
-    RiskLevelChanged,
+    RiskLevelChanged = "RISK_LEVEL_CHANGED";
     /// `TASK_STATE_CHANGED` (inferred).
-    TaskStateChanged,
+    TaskStateChanged = "TASK_STATE_CHANGED";
     /// `FORM_STATE_CHANGED` (inferred).
-    FormStateChanged,
+    FormStateChanged = "FORM_STATE_CHANGED";
     /// `PROFILE_STATUS_CHANGED`, deprecated (inferred).
-    ProfileStatusChanged,
+    ProfileStatusChanged = "PROFILE_STATUS_CHANGED" (deprecated);
     /// `TASK_IS_COMPLETE_CHANGED`, deprecated (inferred).
-    TaskIsCompleteChanged,
+    TaskIsCompleteChanged = "TASK_IS_COMPLETE_CHANGED" (deprecated);
     /// `COLLECTION_STEPS_COMPLETED`, deprecated (inferred).
-    CollectionStepsCompleted,
-    /// Any other string, sent verbatim: for forward-compatibility tests.
-    Other(String),
+    CollectionStepsCompleted = "COLLECTION_STEPS_COMPLETED" (deprecated);
 }
 
 impl EventType {
-    /// Every event type named in the spec, deprecated ones last.
-    pub const KNOWN: [EventType; 11] = [
-        EventType::ProductStatusChanged,
-        EventType::CheckCompleted,
-        EventType::CollectedDataUpdated,
-        EventType::ManualActionRequired,
-        EventType::ProductBadgeChanged,
-        EventType::RiskLevelChanged,
-        EventType::TaskStateChanged,
-        EventType::FormStateChanged,
-        EventType::ProfileStatusChanged,
-        EventType::TaskIsCompleteChanged,
-        EventType::CollectionStepsCompleted,
-    ];
-
-    /// The wire string.
-    pub fn as_str(&self) -> &str {
+    /// The name PassFort's "Enabled events" list shows: the wire string in sentence case
+    /// (`CHECK_COMPLETED` → "Check completed"); an unknown event shows as sent.
+    pub fn label(&self) -> String {
         match self {
-            Self::ProductStatusChanged => "PRODUCT_STATUS_CHANGED",
-            Self::CheckCompleted => "CHECK_COMPLETED",
-            Self::CollectedDataUpdated => "COLLECTED_DATA_UPDATED",
-            Self::ManualActionRequired => "MANUAL_ACTION_REQUIRED",
-            Self::ProductBadgeChanged => "PRODUCT_BADGE_CHANGED",
-            Self::RiskLevelChanged => "RISK_LEVEL_CHANGED",
-            Self::TaskStateChanged => "TASK_STATE_CHANGED",
-            Self::FormStateChanged => "FORM_STATE_CHANGED",
-            Self::ProfileStatusChanged => "PROFILE_STATUS_CHANGED",
-            Self::TaskIsCompleteChanged => "TASK_IS_COMPLETE_CHANGED",
-            Self::CollectionStepsCompleted => "COLLECTION_STEPS_COMPLETED",
-            Self::Other(raw) => raw,
+            Self::Other(raw) => raw.clone(),
+            known => {
+                let words = known.as_str().replace('_', " ").to_lowercase();
+                let mut chars = words.chars();
+                match chars.next() {
+                    Some(first) => first.to_uppercase().chain(chars).collect(),
+                    None => words,
+                }
+            }
         }
     }
 
@@ -83,16 +104,6 @@ impl EventType {
             .find(|known| known.as_str() == raw)
             .cloned()
             .unwrap_or_else(|| Self::Other(raw.to_owned()))
-    }
-
-    /// PassFort lists these as deprecated but may still send them.
-    pub fn is_deprecated(&self) -> bool {
-        matches!(
-            self,
-            Self::ProfileStatusChanged
-                | Self::TaskIsCompleteChanged
-                | Self::CollectionStepsCompleted
-        )
     }
 }
 

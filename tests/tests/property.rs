@@ -87,7 +87,7 @@ fn turn(queue: Vec<Event>, fault: Fault) -> Turn {
 
 /// Three turns with `fault` on each attempt, then fault-free to the end.
 fn with_fault(seed: u64, batching: Option<usize>, fault: Fault) -> Case {
-    let e = |i: usize| ev(EventType::KNOWN[i % 11].clone());
+    let e = |i: usize| ev(EventType::KNOWN[i % EventType::KNOWN.len()].clone());
     Case {
         seed,
         batching,

@@ -16,26 +16,13 @@ use axum::extract::State;
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use passfort_sender_sim::EventType;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 /// The shared secret every test receiver expects.
 pub const SECRET: &str = "test-shared-secret";
 
-/// The event strings the spec names: what a receiver that "rejects unknown events" allows.
-const KNOWN_EVENTS: [&str; 11] = [
-    "PRODUCT_STATUS_CHANGED",
-    "CHECK_COMPLETED",
-    "COLLECTED_DATA_UPDATED",
-    "MANUAL_ACTION_REQUIRED",
-    "PRODUCT_BADGE_CHANGED",
-    "RISK_LEVEL_CHANGED",
-    "TASK_STATE_CHANGED",
-    "FORM_STATE_CHANGED",
-    "PROFILE_STATUS_CHANGED",
-    "TASK_IS_COMPLETE_CHANGED",
-    "COLLECTION_STEPS_COMPLETED",
-];
 
 /// The one thing a test receiver gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +141,9 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> S
             return StatusCode::BAD_REQUEST;
         }
         if app.flaw == Flaw::RejectsUnknownEvents
-            && !KNOWN_EVENTS.contains(&webhook["event"].as_str().unwrap_or_default())
+            && !EventType::KNOWN
+                .iter()
+                .any(|known| known.as_str() == webhook["event"].as_str().unwrap_or_default())
         {
             return StatusCode::UNPROCESSABLE_ENTITY;
         }

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use super::config::{label, ConfigUpdate, ConfigView};
+use super::config::{ConfigUpdate, ConfigView};
 use super::page;
 use super::trigger::TriggerRequest;
 use super::{ChangeError, Sandbox};
@@ -106,7 +106,7 @@ async fn catalogue() -> Response {
         .iter()
         .map(|event| CatalogueEntry {
             event: event.as_str().to_owned(),
-            label: label(event),
+            label: event.label(),
             deprecated: event.is_deprecated(),
         })
         .collect();

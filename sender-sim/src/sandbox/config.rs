@@ -205,21 +205,3 @@ pub fn check_event_name(event: &str) -> Result<(), String> {
     }
 }
 
-/// The UI name of a known event, as PassFort's "Enabled events" lists it.
-pub fn label(event: &EventType) -> String {
-    match event {
-        EventType::ProductStatusChanged => "Product status changed",
-        EventType::CheckCompleted => "Check completed",
-        EventType::CollectedDataUpdated => "Collected data updated",
-        EventType::ManualActionRequired => "Manual action required",
-        EventType::ProductBadgeChanged => "Product badge changed",
-        EventType::RiskLevelChanged => "Risk level changed",
-        EventType::TaskStateChanged => "Task state changed",
-        EventType::FormStateChanged => "Form state changed",
-        EventType::ProfileStatusChanged => "Profile status changed",
-        EventType::TaskIsCompleteChanged => "Task is complete changed",
-        EventType::CollectionStepsCompleted => "Collection steps completed",
-        EventType::Other(raw) => raw,
-    }
-    .to_owned()
-}
