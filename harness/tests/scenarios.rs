@@ -10,7 +10,6 @@ use std::time::Duration;
 use passfort_harness::{run, Limits, RunReport, Secret, Settings, Status};
 use receivers::{start, Flaw, SECRET};
 
-
 async fn run_against(flaw: Flaw, limits: Limits) -> RunReport {
     let receiver = start(flaw).await;
     let settings = Settings::new(&receiver.url, Secret::new(SECRET).unwrap())
@@ -40,7 +39,11 @@ fn reason<'a>(report: &'a RunReport, id: &str) -> &'a str {
 /// Checks that exactly `expected` failed, each reason citing the spec and containing its hint.
 fn assert_fails_exactly(report: &RunReport, expected: &[(&str, &str)]) {
     let table = passfort_harness::report::table(report);
-    assert_eq!(report.scenarios.len(), passfort_harness::scenarios::ids().len(), "{table}");
+    assert_eq!(
+        report.scenarios.len(),
+        passfort_harness::scenarios::ids().len(),
+        "{table}"
+    );
     let want: BTreeSet<&str> = expected.iter().map(|(id, _)| *id).collect();
     assert_eq!(failed(report), want, "{table}");
     for (id, hint) in expected {

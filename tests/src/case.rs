@@ -160,11 +160,17 @@ pub const UNKNOWN_EVENTS: [&str; 4] = [
 ];
 
 fn current_events() -> Vec<EventType> {
-    EventType::KNOWN.into_iter().filter(|e| !e.is_deprecated()).collect()
+    EventType::KNOWN
+        .into_iter()
+        .filter(|e| !e.is_deprecated())
+        .collect()
 }
 
 fn deprecated_events() -> Vec<EventType> {
-    EventType::KNOWN.into_iter().filter(EventType::is_deprecated).collect()
+    EventType::KNOWN
+        .into_iter()
+        .filter(EventType::is_deprecated)
+        .collect()
 }
 
 /// Any event: mostly known ones, some deprecated, some unknown.

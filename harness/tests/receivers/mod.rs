@@ -23,7 +23,6 @@ use subtle::ConstantTimeEq;
 /// The shared secret every test receiver expects.
 pub const SECRET: &str = "test-shared-secret";
 
-
 /// The one thing a test receiver gets wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flaw {

@@ -161,7 +161,6 @@ impl Engine {
             self.pass_time_until(target).await;
         }
     }
-
 }
 
 /// Moves a virtual clock to `target`, visiting every earlier deadline in order so that other

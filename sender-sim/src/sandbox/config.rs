@@ -204,4 +204,3 @@ pub fn check_event_name(event: &str) -> Result<(), String> {
         ))
     }
 }
-
