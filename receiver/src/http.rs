@@ -499,12 +499,15 @@ async fn metrics(State(receiver): State<Receiver>) -> Response {
     let inner = &receiver.inner;
     let now = inner.clock.now();
     let status = inner.store.status(now).await.ok();
+    let retention = inner.store.retention_status().await.ok();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        inner.metrics.render(status.as_ref(), now),
+        inner
+            .metrics
+            .render(status.as_ref(), retention.as_ref(), now),
     )
         .into_response()
 }
@@ -513,7 +516,13 @@ async fn status(State(receiver): State<Receiver>) -> Response {
     let inner = &receiver.inner;
     let now = inner.clock.now();
     match inner.store.status(now).await {
-        Ok(status) => Json(crate::status::Report::new(status, now)).into_response(),
+        Ok(status) => {
+            let mut report = crate::status::Report::new(status, now);
+            if let Ok(retention) = inner.store.retention_status().await {
+                report = report.with_retention(&retention, now);
+            }
+            Json(report).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "status: store unavailable");
             error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")

@@ -18,6 +18,8 @@
 //! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
 //! | `/metrics`, `/status` | [`metrics`], [`status`] |
 //! | who may post (IP allow-list, trusted proxies) | [`allow_list`] |
+//! | bodies erased and ids forgotten on schedule | [`retention`] |
+//! | a range of stored webhooks handed on again | [`replay`] |
 //!
 //! # Embedding
 //!
@@ -66,6 +68,8 @@ pub mod http;
 pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod process;
+pub mod replay;
+pub mod retention;
 pub mod retry;
 pub mod secret;
 pub mod serve;
@@ -83,6 +87,7 @@ pub use event::Event;
 pub use handler::{handler_fn, Handler, HandlerError, HandlerFn, Job};
 pub use http::{Receiver, ReceiverBuilder};
 pub use metrics::Metrics;
+pub use retention::{Pruned, Retention};
 pub use retry::RetryPolicy;
 pub use secret::{SecretError, SecretSet, SecretSourceError};
 pub use sink::{ExecSink, JsonlSink, Sink, SinkError, StdoutSink};

@@ -4,6 +4,7 @@
 //! text format is small and stable. Queue depth and processing lag are read from the store at
 //! scrape time, so they are right even when the worker runs in another process.
 
+use crate::retention::RetentionStatus;
 use crate::store::QueueStatus;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,8 +140,14 @@ impl Metrics {
             .unwrap_or(0)
     }
 
-    /// The Prometheus text exposition, with queue gauges from `status` when the store answered.
-    pub fn render(&self, status: Option<&QueueStatus>, now: SystemTime) -> String {
+    /// The Prometheus text exposition, with queue gauges from `status` and retention figures
+    /// from `retention` when the store answered.
+    pub fn render(
+        &self,
+        status: Option<&QueueStatus>,
+        retention: Option<&RetentionStatus>,
+        now: SystemTime,
+    ) -> String {
         let c = &self.0;
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -237,6 +244,29 @@ impl Metrics {
                 status.queue_depth,
                 status.dead_letters,
                 lag.as_secs_f64()
+            );
+        }
+        if let Some(r) = retention {
+            let _ = writeln!(
+                out,
+                "# HELP passfort_store_webhooks Webhooks stored, with or without their body.\n\
+                 # TYPE passfort_store_webhooks gauge\npassfort_store_webhooks {}\n\
+                 # HELP passfort_store_bodies_kept Stored webhooks that still have their body.\n\
+                 # TYPE passfort_store_bodies_kept gauge\npassfort_store_bodies_kept {}\n\
+                 # HELP passfort_store_oldest_body_age_seconds Age of the oldest body still kept.\n\
+                 # TYPE passfort_store_oldest_body_age_seconds gauge\npassfort_store_oldest_body_age_seconds {}\n\
+                 # HELP passfort_store_database_bytes The database's size on disk.\n\
+                 # TYPE passfort_store_database_bytes gauge\npassfort_store_database_bytes {}\n\
+                 # HELP passfort_bodies_erased_total Webhook bodies erased by retention (all processes).\n\
+                 # TYPE passfort_bodies_erased_total counter\npassfort_bodies_erased_total {}\n\
+                 # HELP passfort_ids_forgotten_total Webhook ids forgotten by retention (all processes).\n\
+                 # TYPE passfort_ids_forgotten_total counter\npassfort_ids_forgotten_total {}",
+                r.webhooks_stored,
+                r.bodies_kept,
+                r.oldest_kept_body_age(now).as_secs_f64(),
+                r.database_bytes,
+                r.bodies_erased_total,
+                r.ids_forgotten_total
             );
         }
         let _ = writeln!(

@@ -24,6 +24,16 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
+    run_with_exit_code(async { main.await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// [`run`] for a command whose success has several exit codes (`replay`: 0 when everything was
+/// replayed, 1 when some were skipped or the sink failed): `main` says which.
+pub fn run_with_exit_code<F, E>(main: F) -> ExitCode
+where
+    F: Future<Output = Result<ExitCode, E>>,
+    E: Display,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -40,7 +50,7 @@ where
         }
     };
     match runtime.block_on(main) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

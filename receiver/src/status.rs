@@ -3,6 +3,7 @@
 //! Served as JSON on the admin address (`GET /status`) and printed by
 //! `passfort-receiver status`.
 
+use crate::retention::RetentionStatus;
 use crate::store::QueueStatus;
 use serde::Serialize;
 use std::fmt;
@@ -30,6 +31,40 @@ pub struct Report {
     /// The store's figures.
     #[serde(flatten)]
     pub status: QueueStatus,
+    /// What is kept and what retention erased (absent when the store does not keep them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionReport>,
+}
+
+/// The retention part of `/status`: how much personal data is kept, and what was erased.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetentionReport {
+    /// Webhooks stored (with or without their body).
+    pub webhooks_stored: u64,
+    /// Of those, how many still have their body.
+    pub bodies_kept: u64,
+    /// Seconds since the oldest webhook that still has its body arrived (0 when none).
+    pub oldest_kept_body_age_seconds: f64,
+    /// The database's size on disk, in bytes.
+    pub database_bytes: u64,
+    /// Bodies erased so far (by every process on this database).
+    pub bodies_erased_total: u64,
+    /// Ids forgotten so far (by every process on this database).
+    pub ids_forgotten_total: u64,
+}
+
+impl RetentionReport {
+    /// The report of `status` as of `now`.
+    pub fn new(status: &RetentionStatus, now: SystemTime) -> Self {
+        Self {
+            webhooks_stored: status.webhooks_stored,
+            bodies_kept: status.bodies_kept,
+            oldest_kept_body_age_seconds: status.oldest_kept_body_age(now).as_secs_f64(),
+            database_bytes: status.database_bytes,
+            bodies_erased_total: status.bodies_erased_total,
+            ids_forgotten_total: status.ids_forgotten_total,
+        }
+    }
 }
 
 impl Report {
@@ -51,7 +86,14 @@ impl Report {
             queue,
             processing_lag_seconds,
             status,
+            retention: None,
         }
+    }
+
+    /// Adds the retention figures as of `now`.
+    pub fn with_retention(mut self, retention: &RetentionStatus, now: SystemTime) -> Self {
+        self.retention = Some(RetentionReport::new(retention, now));
+        self
     }
 }
 
@@ -81,6 +123,19 @@ impl fmt::Display for Report {
             None => writeln!(f, "last processed:  none")?,
         }
         writeln!(f, "done:            {}", s.done)?;
+        if let Some(r) = &self.retention {
+            writeln!(
+                f,
+                "stored:          {} webhooks, {} with their body (oldest {:.0} s old)",
+                r.webhooks_stored, r.bodies_kept, r.oldest_kept_body_age_seconds
+            )?;
+            writeln!(
+                f,
+                "erased so far:   {} bodies, {} ids forgotten",
+                r.bodies_erased_total, r.ids_forgotten_total
+            )?;
+            writeln!(f, "database size:   {} bytes", r.database_bytes)?;
+        }
         writeln!(f, "dead letters:    {}", s.dead_letters)?;
         if s.recent_failures.is_empty() {
             writeln!(f, "recent failures: none")?;

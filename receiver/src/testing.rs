@@ -439,6 +439,27 @@ macro_rules! delegate_store {
             async fn ping(&$self) -> Result<(), StoreError> {
                 $inner.ping().await
             }
+            async fn prune_step(&$self, cutoffs: &crate::retention::Cutoffs, limit: u32) -> Result<crate::retention::Pruned, StoreError> {
+                $inner.prune_step(cutoffs, limit).await
+            }
+            async fn prune_preview(&$self, cutoffs: &crate::retention::Cutoffs) -> Result<crate::retention::Pruned, StoreError> {
+                $inner.prune_preview(cutoffs).await
+            }
+            async fn reclaim_space(&$self) -> Result<(), StoreError> {
+                $inner.reclaim_space().await
+            }
+            async fn drop_dead_letter(&$self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+                $inner.drop_dead_letter(id, now).await
+            }
+            async fn retention_status(&$self) -> Result<crate::retention::RetentionStatus, StoreError> {
+                $inner.retention_status().await
+            }
+            async fn stored_page(&$self, range: &crate::replay::Positions, after_seq: i64, limit: u32) -> Result<Vec<crate::replay::StoredWebhook>, StoreError> {
+                $inner.stored_page(range, after_seq, limit).await
+            }
+            async fn seq_of(&$self, id: &str) -> Result<Option<i64>, StoreError> {
+                $inner.seq_of(id).await
+            }
         }
     };
 }

@@ -85,6 +85,18 @@ pub fn cases() -> Vec<(&'static str, Case)> {
         ("secret_is_never_stored", |s| {
             Box::pin(secret_is_never_stored(s))
         }),
+        ("retention_erases_bodies_then_forgets_ids", |s| {
+            Box::pin(retention_erases_bodies_then_forgets_ids(s))
+        }),
+        ("prune_works_in_small_steps", |s| {
+            Box::pin(prune_works_in_small_steps(s))
+        }),
+        ("dropped_dead_letter_keeps_its_id", |s| {
+            Box::pin(dropped_dead_letter_keeps_its_id(s))
+        }),
+        ("replay_streams_a_range_in_arrival_order", |s| {
+            Box::pin(replay_streams_a_range_in_arrival_order(s))
+        }),
     ]
 }
 
@@ -544,4 +556,344 @@ pub async fn secret_is_never_stored(store: SharedStore) {
         assert!(!text.contains(testing::SECRET), "secret stored: {text}");
         assert!(entry.webhook.extra.get("secret").is_none());
     }
+}
+
+/// Leases and completes everything due at `now`, in order.
+async fn process_all(store: &SharedStore, now: SystemTime) {
+    while let Lease::Acquired(leased) = lease(store, "w", now).await {
+        store
+            .complete(leased.seq, "w", now)
+            .await
+            .expect("complete");
+    }
+}
+
+fn erased(entries: &[super::Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e.body_erased_at.is_some())
+        .map(|e| e.webhook.id.clone())
+        .collect()
+}
+
+/// Bodies of webhooks processed longer than `keep-bodies` ago are erased; rows processed longer
+/// than `keep-ids` ago are forgotten; pending and dead ones never; an erased id is still a
+/// duplicate, a forgotten one is new again.
+pub async fn retention_erases_bodies_then_forgets_ids(store: SharedStore) {
+    use crate::retention::{self, Retention};
+    let day = Duration::from_secs(86_400);
+    let policy = Retention::new(30 * day, 90 * day).expect("policy");
+    let batch = hooks(4);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let hour = Duration::from_secs(3600);
+    let processed = t0() + hour;
+    // First two handed on, the third dead-lettered, the fourth left pending.
+    for _ in 0..2 {
+        let leased = acquired(lease(&store, "w", processed).await);
+        store
+            .complete(leased.seq, "w", processed)
+            .await
+            .expect("complete");
+    }
+    let third = acquired(lease(&store, "w", processed).await);
+    store
+        .fail(third.seq, "w", processed, "down", AfterFailure::DeadLetter)
+        .await
+        .expect("dead letter");
+
+    let nothing = retention::Pruned::default();
+    let early = processed + 30 * day - Duration::from_secs(1);
+    assert_eq!(
+        retention::prune(&*store, &policy, early)
+            .await
+            .expect("prune"),
+        nothing,
+        "nothing is due a second before keep-bodies"
+    );
+    let due = processed + 30 * day;
+    let preview = retention::prune_preview(&*store, &policy, due)
+        .await
+        .expect("preview");
+    assert_eq!(preview.bodies_erased, 2);
+    assert_eq!(preview.ids_forgotten, 0);
+    assert!(
+        erased(&store.entries().await.expect("entries")).is_empty(),
+        "a preview changes nothing"
+    );
+    let pruned = retention::prune(&*store, &policy, due)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, preview, "the prune does what the preview said");
+    let entries = store.entries().await.expect("entries");
+    assert_eq!(
+        erased(&entries),
+        ids(&batch[..2]),
+        "only processed bodies go"
+    );
+    assert_eq!(entries.len(), 4, "ids stay");
+    assert_eq!(
+        entries[0].webhook.event, "CHECK_COMPLETED",
+        "the event stays"
+    );
+    assert_eq!(entries[0].webhook.data, json!(null), "the data goes");
+    assert_eq!(entries[0].processed_at, Some(processed));
+    assert_eq!(
+        entries[2].webhook.data,
+        batch[2].webhook().data,
+        "dead letters keep their body"
+    );
+    assert_eq!(
+        entries[3].webhook.data,
+        batch[3].webhook().data,
+        "pending ones keep theirs"
+    );
+
+    let status = store.retention_status().await.expect("retention status");
+    assert_eq!(status.webhooks_stored, 4);
+    assert_eq!(status.bodies_kept, 2);
+    assert_eq!(status.oldest_kept_body_received_at, Some(t0()));
+    assert_eq!(
+        (status.bodies_erased_total, status.ids_forgotten_total),
+        (2, 0)
+    );
+    assert!(status.database_bytes > 0, "the database has a size");
+
+    // A redelivery of an erased webhook is a duplicate, whatever it carries now.
+    let again = store
+        .insert(&testing::verified(&batch[..1]), due)
+        .await
+        .expect("redeliver");
+    assert_eq!(again.duplicates, ids(&batch[..1]));
+    assert!(again.stored.is_empty() && again.conflicts.is_empty());
+    let changed = batch[1].clone().data(json!({"profile_id": "other"}));
+    let again = store
+        .insert(&testing::verified(&[changed]), due)
+        .await
+        .expect("redeliver changed");
+    assert_eq!(
+        again.duplicates,
+        ids(&batch[1..2]),
+        "nothing left to call it a conflict"
+    );
+
+    assert_eq!(
+        retention::prune(
+            &*store,
+            &policy,
+            processed + 90 * day - Duration::from_secs(1)
+        )
+        .await
+        .expect("prune"),
+        nothing
+    );
+    let pruned = retention::prune(&*store, &policy, processed + 90 * day)
+        .await
+        .expect("prune");
+    assert_eq!(pruned.ids_forgotten, 2);
+    assert_eq!(pruned.bodies_erased, 0, "their bodies were already gone");
+    assert_eq!(
+        stored_ids(&store).await,
+        ids(&batch[2..]),
+        "dead and pending rows stay"
+    );
+    let status = store.retention_status().await.expect("retention status");
+    assert_eq!(
+        (status.bodies_erased_total, status.ids_forgotten_total),
+        (2, 2)
+    );
+    assert_eq!(status.webhooks_stored, 2);
+
+    // Once forgotten, a redelivery is new.
+    let again = store
+        .insert(&testing::verified(&batch[..1]), processed + 90 * day)
+        .await
+        .expect("redeliver forgotten");
+    assert_eq!(again.stored, ids(&batch[..1]));
+}
+
+/// One prune step touches at most `limit` rows, and the counters add up.
+pub async fn prune_works_in_small_steps(store: SharedStore) {
+    use crate::retention::Retention;
+    let day = Duration::from_secs(86_400);
+    let batch = hooks(7);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    process_all(&store, t0()).await;
+    let cutoffs = Retention::new(day, 2 * day)
+        .expect("policy")
+        .cutoffs(t0() + 3 * day);
+    let mut steps = Vec::new();
+    loop {
+        let step = store.prune_step(&cutoffs, 3).await.expect("step");
+        if step == crate::retention::Pruned::default() {
+            break;
+        }
+        steps.push((step.bodies_erased, step.ids_forgotten));
+    }
+    // Erase first, then forget what is erased: each step at most 3 of each.
+    assert!(steps.iter().all(|(b, i)| *b <= 3 && *i <= 3), "{steps:?}");
+    let erased: u64 = steps.iter().map(|(b, _)| b).sum();
+    let forgotten: u64 = steps.iter().map(|(_, i)| i).sum();
+    assert_eq!((erased, forgotten), (7, 7));
+    assert!(stored_ids(&store).await.is_empty());
+    let status = store.retention_status().await.expect("retention status");
+    assert_eq!(
+        (status.bodies_erased_total, status.ids_forgotten_total),
+        (7, 7)
+    );
+    assert_eq!(status.oldest_kept_body_received_at, None);
+}
+
+/// `dead-letter drop`: the body is erased now, the id stays (a redelivery is a duplicate), it
+/// leaves the dead-letter list and cannot be retried; it is forgotten `keep-ids` after the drop.
+pub async fn dropped_dead_letter_keeps_its_id(store: SharedStore) {
+    use crate::retention::{self, Retention};
+    let batch = hooks(2);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let head = acquired(lease(&store, "w", t0()).await);
+    store
+        .fail(head.seq, "w", t0(), "bad payload", AfterFailure::DeadLetter)
+        .await
+        .expect("dead letter");
+    let id = batch[0].get_id();
+    let later = t0() + Duration::from_secs(600);
+    assert!(!store
+        .drop_dead_letter("no-such-id", later)
+        .await
+        .expect("drop unknown"));
+    assert!(
+        !store
+            .drop_dead_letter(batch[1].get_id(), later)
+            .await
+            .expect("drop pending"),
+        "only dead letters can be dropped"
+    );
+    assert!(store.drop_dead_letter(id, later).await.expect("drop"));
+    assert!(store.dead_letters().await.expect("dead letters").is_empty());
+    assert!(!store.drop_dead_letter(id, later).await.expect("drop twice"));
+    assert!(!store
+        .retry_dead_letter(id, later)
+        .await
+        .expect("retry dropped"));
+    let entries = store.entries().await.expect("entries");
+    assert_eq!(erased(&entries), vec![id.to_owned()]);
+    assert!(
+        store
+            .status(later)
+            .await
+            .expect("status")
+            .recent_failures
+            .is_empty(),
+        "its failures (which may quote the payload) go with it"
+    );
+    let again = store
+        .insert(&testing::verified(&batch[..1]), later)
+        .await
+        .expect("redeliver");
+    assert_eq!(again.duplicates, vec![id.to_owned()]);
+    let status = store.retention_status().await.expect("retention status");
+    assert_eq!(status.bodies_erased_total, 1);
+    let day = Duration::from_secs(86_400);
+    let policy = Retention::new(day, 2 * day).expect("policy");
+    let pruned = retention::prune(&*store, &policy, later + 2 * day)
+        .await
+        .expect("prune");
+    assert_eq!(pruned.ids_forgotten, 1);
+    assert_eq!(stored_ids(&store).await, ids(&batch[1..]));
+}
+
+/// The replay stream: arrival order, inclusive bounds by acknowledgement time and by id, an
+/// event filter, erased ones listed without a body, unknown ids refused; nothing changes.
+pub async fn replay_streams_a_range_in_arrival_order(store: SharedStore) {
+    use crate::replay::{self, Range, ReplayError, StoredWebhook};
+    use futures::TryStreamExt;
+    let minute = Duration::from_secs(60);
+    let mut all = Vec::new();
+    for i in 0..4u32 {
+        let request = vec![
+            testing::check_completed(),
+            testing::product_status_changed(),
+        ];
+        store
+            .insert(&testing::verified(&request), t0() + minute * i)
+            .await
+            .expect("insert");
+        all.extend(request);
+    }
+    let collect = |range: Range| {
+        let store = store.clone();
+        async move {
+            let stream = replay::stored_webhooks(&*store, &range).await?;
+            let found: Vec<StoredWebhook> = stream.try_collect().await?;
+            Ok::<_, ReplayError>(found.into_iter().map(|s| s.id).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(collect(Range::default()).await.expect("all"), ids(&all));
+    let window = Range {
+        since: Some(t0() + minute),
+        until: Some(t0() + minute * 2),
+        ..Range::default()
+    };
+    assert_eq!(collect(window).await.expect("by time"), ids(&all[2..6]));
+    let by_id = Range {
+        from_id: Some(all[3].get_id().to_owned()),
+        to_id: Some(all[6].get_id().to_owned()),
+        events: vec!["PRODUCT_STATUS_CHANGED".into()],
+        ..Range::default()
+    };
+    assert_eq!(
+        collect(by_id).await.expect("by id"),
+        vec![all[3].get_id().to_owned(), all[5].get_id().to_owned()]
+    );
+    let unknown = Range {
+        to_id: Some("no-such-id".into()),
+        ..Range::default()
+    };
+    assert!(matches!(
+        collect(unknown).await,
+        Err(ReplayError::UnknownId(id)) if id == "no-such-id"
+    ));
+    // Pages of one: order holds across pages.
+    let bounds = replay::positions(&*store, &Range::default())
+        .await
+        .expect("positions");
+    let mut after = i64::MIN;
+    let mut paged = Vec::new();
+    loop {
+        let page = store.stored_page(&bounds, after, 1).await.expect("page");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        paged.extend(page.into_iter().map(|s| s.id));
+    }
+    assert_eq!(paged, ids(&all));
+    // Erased bodies are listed without the webhook.
+    process_all(&store, t0() + minute * 5).await;
+    let day = Duration::from_secs(86_400);
+    crate::retention::prune(
+        &*store,
+        &crate::retention::Retention::new(day, 3 * day).expect("policy"),
+        t0() + 2 * day,
+    )
+    .await
+    .expect("prune");
+    let stream = replay::stored_webhooks(&*store, &Range::default())
+        .await
+        .expect("stream");
+    let found: Vec<StoredWebhook> = stream.try_collect().await.expect("collect");
+    assert_eq!(found.len(), 8);
+    assert!(found.iter().all(|s| s.webhook.is_none()));
+    assert_eq!(found[1].event, "PRODUCT_STATUS_CHANGED");
+    assert_eq!(found[1].received_at, t0());
+    // A replay (stream) changed nothing in the queue.
+    let status = store.status(t0()).await.expect("status");
+    assert_eq!(status.done, 8);
+    assert_eq!(status.queue_depth, 0);
 }

@@ -60,6 +60,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::batch::{Batch, Verified};
+use crate::replay::{Positions, StoredWebhook};
+use crate::retention::{Cutoffs, Pruned, RetentionStatus};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -123,6 +125,53 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Whether the store answers at all (for `/healthz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// One small pruning transaction: erases the bodies of up to `limit` webhooks processed at
+    /// or before `cutoffs.bodies` and forgets up to `limit` processed at or before
+    /// `cutoffs.ids` (never pending, leased or dead ones), and adds them to the store's
+    /// counters. See [`crate::retention`].
+    async fn prune_step(&self, _cutoffs: &Cutoffs, _limit: u32) -> Result<Pruned, StoreError> {
+        Err(StoreError::Unsupported("retention"))
+    }
+
+    /// What pruning at `cutoffs` would erase and forget, changing nothing.
+    async fn prune_preview(&self, _cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
+        Err(StoreError::Unsupported("retention"))
+    }
+
+    /// After pruning: gives freed space back to the file system and removes erased content
+    /// from the store's own logs, as far as the backend allows (see `docs/operating.md`).
+    async fn reclaim_space(&self) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("retention"))
+    }
+
+    /// Gives up on the dead letter with webhook id `id`: erases its body now and finishes it,
+    /// keeping its id (forgotten after `keep-ids` like a processed one); `false` when there is
+    /// no such dead letter.
+    async fn drop_dead_letter(&self, _id: &str, _now: SystemTime) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("dropping dead letters"))
+    }
+
+    /// The retention figures of the status page.
+    async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        Err(StoreError::Unsupported("retention"))
+    }
+
+    /// Up to `limit` stored webhooks within `range` with a position above `after_seq`, in
+    /// arrival order, erased ones included: the pages of [`crate::replay::stored_webhooks`].
+    async fn stored_page(
+        &self,
+        _range: &Positions,
+        _after_seq: i64,
+        _limit: u32,
+    ) -> Result<Vec<StoredWebhook>, StoreError> {
+        Err(StoreError::Unsupported("replay"))
+    }
+
+    /// The arrival position of the stored webhook with id `id`.
+    async fn seq_of(&self, _id: &str) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::Unsupported("replay"))
+    }
 
     /// Stages and commits at once: for tools and tests that have no deadline to meet.
     async fn insert(
@@ -254,6 +303,8 @@ pub struct Entry {
     pub received_at: SystemTime,
     /// When it was handed on, if it was.
     pub processed_at: Option<SystemTime>,
+    /// When retention erased its body, if it did: then `webhook` keeps only `id` and `event`.
+    pub body_erased_at: Option<SystemTime>,
 }
 
 /// A webhook the worker gave up on.
@@ -351,6 +402,9 @@ pub enum StoreError {
         "unsupported database URL (expected sqlite://PATH or postgres://USER@HOST/DATABASE): {0}"
     )]
     UnsupportedUrl(String),
+    /// This store does not implement an optional part of the contract.
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
     /// The backend cannot keep the ordering asked for (per-profile needs PostgreSQL).
     #[error("{ordering} ordering is not supported by {backend}")]
     UnsupportedOrdering {
@@ -479,6 +533,19 @@ fn percent_decoded(text: &str) -> Vec<u8> {
     out
 }
 
+/// The file a `sqlite:` URL names, if it names one (not `sqlite::memory:`).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        None
+    } else {
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -564,5 +631,31 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         (**self).ping().await
+    }
+    async fn prune_step(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Pruned, StoreError> {
+        (**self).prune_step(cutoffs, limit).await
+    }
+    async fn prune_preview(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
+        (**self).prune_preview(cutoffs).await
+    }
+    async fn reclaim_space(&self) -> Result<(), StoreError> {
+        (**self).reclaim_space().await
+    }
+    async fn drop_dead_letter(&self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        (**self).drop_dead_letter(id, now).await
+    }
+    async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        (**self).retention_status().await
+    }
+    async fn stored_page(
+        &self,
+        range: &Positions,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredWebhook>, StoreError> {
+        (**self).stored_page(range, after_seq, limit).await
+    }
+    async fn seq_of(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        (**self).seq_of(id).await
     }
 }

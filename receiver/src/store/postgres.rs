@@ -29,12 +29,17 @@
 //!   sqlx's session advisory lock, so replicas starting together apply each migration once;
 //!   the connection is closed afterwards, which releases the lock even if a migration failed.
 
-use super::row::{after_failure, dead_letter_of, entry_of, shape_name, webhook_of, StoredRow};
+use super::row::{
+    after_failure, count_of, dead_letter_of, entry_of, kept_webhook_of, shape_name,
+    stored_webhook_of, webhook_of, StoredRow,
+};
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
     Marker, Ordering, QueueStatus, Staged, State, Store, StoreError,
 };
 use crate::batch::{Batch, Verified};
+use crate::replay::{Positions, StoredWebhook};
+use crate::retention::{Cutoffs, Pruned, RetentionStatus};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -485,14 +490,17 @@ impl Store for PostgresStore {
             .filter(|(_, w)| !inserted.contains(&w.id))
             .map(|(_, w)| w.id.clone())
             .collect();
-        let mut stored_before: HashMap<String, Webhook> = HashMap::new();
+        // `None`: the body was erased by retention; still a duplicate (nothing to compare).
+        let mut stored_before: HashMap<String, Option<Webhook>> = HashMap::new();
         if !existing.is_empty() {
-            let rows = sqlx::query("SELECT id, body FROM webhooks WHERE id = ANY($1)")
-                .bind(&existing)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT id, event, body, body_erased_at_ms FROM webhooks WHERE id = ANY($1)",
+            )
+            .bind(&existing)
+            .fetch_all(&mut *tx)
+            .await?;
             for row in &rows {
-                stored_before.insert(row.try_get("id")?, webhook_of(row)?);
+                stored_before.insert(row.try_get("id")?, kept_webhook_of(row)?);
             }
         }
         // The outcome in body order, as the SQLite store reports it.
@@ -508,7 +516,14 @@ impl Store for PostgresStore {
                         outcome.stored.push(id);
                         continue;
                     }
-                    stored_before.get(&webhook.id)
+                    match stored_before.get(&webhook.id) {
+                        Some(Some(original)) => Some(original),
+                        Some(None) => {
+                            outcome.duplicates.push(id);
+                            continue;
+                        }
+                        None => None,
+                    }
                 }
             };
             match first {
@@ -659,7 +674,8 @@ impl Store for PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let processed = sqlx::query(
-            "SELECT id, processed_at_ms FROM webhooks WHERE state = 'done' \
+            "SELECT id, processed_at_ms FROM webhooks \
+             WHERE state = 'done' AND dropped_at_ms IS NULL \
              ORDER BY processed_at_ms DESC, seq DESC LIMIT 1",
         )
         .fetch_optional(&mut *tx)
@@ -748,8 +764,8 @@ impl Store for PostgresStore {
 
     async fn entries(&self) -> Result<Vec<Entry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, request_seq, position, body, state, attempts, received_at_ms, \
-                    processed_at_ms \
+            "SELECT seq, request_seq, position, id, event, body, state, attempts, \
+                    received_at_ms, processed_at_ms, body_erased_at_ms \
              FROM webhooks ORDER BY seq",
         )
         .fetch_all(&self.pool)
@@ -760,6 +776,201 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn prune_step(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Pruned, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = to_millis(cutoffs.now);
+        let limit = i64::from(limit);
+        // SKIP LOCKED: replicas pruning at once share the work instead of counting it twice.
+        let erased: Vec<i64> = sqlx::query_scalar(
+            "UPDATE webhooks SET body = '', body_erased_at_ms = $1, last_error = NULL \
+             WHERE seq IN (SELECT seq FROM webhooks \
+                           WHERE state = 'done' AND body_erased_at_ms IS NULL \
+                             AND processed_at_ms <= $2 \
+                           ORDER BY processed_at_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq",
+        )
+        .bind(now)
+        .bind(to_millis(cutoffs.bodies))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut pruned = Pruned {
+            bodies_erased: erased.len() as u64,
+            ids_forgotten: 0,
+        };
+        // Handler errors may quote the payload: they go with the body.
+        sqlx::query("DELETE FROM failures WHERE webhook_seq = ANY($1)")
+            .bind(&erased)
+            .execute(&mut *tx)
+            .await?;
+        let forget = sqlx::query(
+            "SELECT seq, request_seq, body_erased_at_ms FROM webhooks \
+             WHERE state = 'done' AND processed_at_ms <= $1 \
+             ORDER BY processed_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(to_millis(cutoffs.ids))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !forget.is_empty() {
+            let mut seqs = Vec::with_capacity(forget.len());
+            let mut requests = Vec::with_capacity(forget.len());
+            for row in &forget {
+                seqs.push(row.int("seq")?);
+                requests.push(row.int("request_seq")?);
+                if row.maybe_int("body_erased_at_ms")?.is_none() {
+                    pruned.bodies_erased += 1;
+                }
+            }
+            sqlx::query("DELETE FROM failures WHERE webhook_seq = ANY($1)")
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?;
+            pruned.ids_forgotten = sqlx::query("DELETE FROM webhooks WHERE seq = ANY($1)")
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // A request row goes with its last webhook.
+            sqlx::query(
+                "DELETE FROM requests r WHERE r.seq = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.request_seq = r.seq)",
+            )
+            .bind(&requests)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Requests that stored nothing (every webhook a duplicate) go after `keep-ids` too.
+        sqlx::query(
+            "DELETE FROM requests WHERE seq IN (\
+               SELECT seq FROM requests WHERE received_at_ms <= $1 AND stored = 0 \
+               ORDER BY received_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(to_millis(cutoffs.ids))
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?;
+        if pruned != Pruned::default() {
+            sqlx::query(
+                "UPDATE retention SET bodies_erased = bodies_erased + $1, \
+                        ids_forgotten = ids_forgotten + $2 WHERE singleton = 1",
+            )
+            .bind(i64::try_from(pruned.bodies_erased).unwrap_or(i64::MAX))
+            .bind(i64::try_from(pruned.ids_forgotten).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    async fn prune_preview(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM webhooks WHERE state = 'done' \
+                  AND body_erased_at_ms IS NULL AND processed_at_ms <= $1) AS bodies, \
+               (SELECT COUNT(*) FROM webhooks WHERE state = 'done' \
+                  AND processed_at_ms <= $2) AS ids",
+        )
+        .bind(to_millis(cutoffs.bodies))
+        .bind(to_millis(cutoffs.ids))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Pruned {
+            bodies_erased: count_of(&row, "bodies")?,
+            ids_forgotten: count_of(&row, "ids")?,
+        })
+    }
+
+    async fn reclaim_space(&self) -> Result<(), StoreError> {
+        // Marks the erased versions' space reusable and truncates empty pages at the end of
+        // each table. It does not overwrite them: see docs/operating.md for what remains where.
+        // Outside a transaction (simple protocol), and never FULL: that would lock the table.
+        sqlx::raw_sql("VACUUM webhooks, failures, requests")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn drop_dead_letter(&self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        let now = to_millis(now);
+        let mut tx = self.pool.begin().await?;
+        let dropped: Option<i64> = sqlx::query_scalar(
+            "UPDATE webhooks SET state = 'done', body = '', body_erased_at_ms = $1, \
+                    dropped_at_ms = $1, processed_at_ms = $1, last_error = NULL \
+             WHERE id = $2 AND state = 'dead' RETURNING seq",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(seq) = dropped {
+            sqlx::query("DELETE FROM failures WHERE webhook_seq = $1")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE retention SET bodies_erased = bodies_erased + 1 WHERE singleton = 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(dropped.is_some())
+    }
+
+    async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM webhooks) AS stored, \
+                    (SELECT COUNT(*) FROM webhooks WHERE body_erased_at_ms IS NULL) AS kept, \
+                    (SELECT received_at_ms FROM webhooks WHERE body_erased_at_ms IS NULL \
+                       ORDER BY seq LIMIT 1) AS oldest, \
+                    bodies_erased, ids_forgotten, \
+                    pg_database_size(current_database()) AS bytes \
+             FROM retention WHERE singleton = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RetentionStatus {
+            webhooks_stored: count_of(&row, "stored")?,
+            bodies_kept: count_of(&row, "kept")?,
+            oldest_kept_body_received_at: row.maybe_int("oldest")?.map(from_millis),
+            database_bytes: count_of(&row, "bytes")?,
+            bodies_erased_total: count_of(&row, "bodies_erased")?,
+            ids_forgotten_total: count_of(&row, "ids_forgotten")?,
+        })
+    }
+
+    async fn stored_page(
+        &self,
+        range: &Positions,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredWebhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, event, body, received_at_ms, body_erased_at_ms FROM webhooks \
+             WHERE seq > $1 AND seq >= $2 AND seq <= $3 \
+               AND received_at_ms >= $4 AND received_at_ms <= $5 \
+             ORDER BY seq LIMIT $6",
+        )
+        .bind(after_seq)
+        .bind(range.from_seq.unwrap_or(i64::MIN))
+        .bind(range.to_seq.unwrap_or(i64::MAX))
+        .bind(range.since.map_or(i64::MIN, to_millis))
+        .bind(range.until.map_or(i64::MAX, to_millis))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_webhook_of).collect()
+    }
+
+    async fn seq_of(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT seq FROM webhooks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 }
 

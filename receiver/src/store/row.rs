@@ -7,7 +7,9 @@
 
 use super::{from_millis, AfterFailure, DeadLetter, Entry, State, StoreError};
 use crate::batch::Shape;
+use crate::replay::StoredWebhook;
 use crate::webhook::Webhook;
+use serde_json::Value;
 use sqlx::Row;
 
 /// How a backend's row gives up the columns the shared mappings read.
@@ -77,21 +79,52 @@ pub(super) fn webhook_of(row: &impl StoredRow) -> Result<Webhook, StoreError> {
     Webhook::from_stored(&body).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// A row of `SELECT seq, request_seq, position, body, state, attempts, received_at_ms,
-/// processed_at_ms FROM webhooks`.
+/// The webhook of a row that also has `id`, `event` and `body_erased_at_ms`: `None` once
+/// retention erased its body.
+pub(super) fn kept_webhook_of(row: &impl StoredRow) -> Result<Option<Webhook>, StoreError> {
+    if row.maybe_int("body_erased_at_ms")?.is_some() {
+        Ok(None)
+    } else {
+        webhook_of(row).map(Some)
+    }
+}
+
+/// A row of `SELECT seq, request_seq, position, id, event, body, state, attempts,
+/// received_at_ms, processed_at_ms, body_erased_at_ms FROM webhooks`.
 pub(super) fn entry_of(row: &impl StoredRow) -> Result<Entry, StoreError> {
     let state = row.text("state")?;
+    let webhook = match kept_webhook_of(row)? {
+        Some(webhook) => webhook,
+        None => Webhook::new(row.text("id")?, row.text("event")?, None, Value::Null),
+    };
     Ok(Entry {
         seq: row.int("seq")?,
         request_seq: row.int("request_seq")?,
         position: row.int("position")?,
-        webhook: webhook_of(row)?,
+        webhook,
         state: State::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown state {state:?}")))?,
         attempts: row.attempts("attempts")?,
         received_at: from_millis(row.int("received_at_ms")?),
         processed_at: row.maybe_int("processed_at_ms")?.map(from_millis),
+        body_erased_at: row.maybe_int("body_erased_at_ms")?.map(from_millis),
     })
+}
+
+/// A row of `SELECT seq, id, event, body, received_at_ms, body_erased_at_ms FROM webhooks`.
+pub(super) fn stored_webhook_of(row: &impl StoredRow) -> Result<StoredWebhook, StoreError> {
+    Ok(StoredWebhook {
+        seq: row.int("seq")?,
+        id: row.text("id")?,
+        event: row.text("event")?,
+        received_at: from_millis(row.int("received_at_ms")?),
+        webhook: kept_webhook_of(row)?,
+    })
+}
+
+/// The number of rows a count column holds.
+pub(super) fn count_of(row: &impl StoredRow, column: &str) -> Result<u64, StoreError> {
+    Ok(u64::try_from(row.int(column)?).unwrap_or(0))
 }
 
 /// A row of `SELECT seq, id, event, attempts, last_error, received_at_ms, failed_at_ms FROM

@@ -10,12 +10,17 @@
 //! clone builds without a database or an offline cache; `store::conformance` and this module's
 //! tests run every query against the migrated schema.
 
-use super::row::{after_failure, dead_letter_of, entry_of, shape_name, webhook_of, StoredRow};
+use super::row::{
+    after_failure, count_of, dead_letter_of, entry_of, kept_webhook_of, shape_name,
+    stored_webhook_of, webhook_of, StoredRow,
+};
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
     Marker, QueueStatus, Staged, State, Store, StoreError,
 };
 use crate::batch::{Batch, Verified};
+use crate::replay::{Positions, StoredWebhook};
+use crate::retention::{Cutoffs, Pruned, RetentionStatus};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -61,7 +66,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Erased means erased: deleted and overwritten content is zeroed in the file, not
+            // left in free space. Set explicitly: the bundled SQLite's default may differ.
+            .pragma("secure_delete", "ON");
         let options = if in_memory {
             options
         } else {
@@ -76,6 +84,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
+        if !in_memory {
+            give_space_back_when_freed(&writer).await?;
+        }
         sqlx::migrate!("./migrations")
             .run(&writer)
             .await
@@ -108,9 +119,94 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
+    fn is_in_memory(&self) -> bool {
+        self.url.contains(":memory:") || self.url.contains("mode=memory")
+    }
+
+    /// The database file with its `-wal` and `-shm`, in bytes: what the database takes on disk.
+    fn files_size(&self) -> Option<u64> {
+        let path = crate::store::sqlite_path(&self.url)?;
+        let mut total = std::fs::metadata(&path).ok()?.len();
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            total += std::fs::metadata(side).map(|m| m.len()).unwrap_or(0);
+        }
+        Some(total)
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Puts the database in `auto_vacuum = INCREMENTAL` mode, so that pages freed by pruning can be
+/// handed back to the file system ([`Store::reclaim_space`]). A database created before this
+/// (or by another tool) is converted once with a full `VACUUM`, which also rewrites away any
+/// content deleted before `secure_delete` was on.
+async fn give_space_back_when_freed(writer: &SqlitePool) -> Result<(), StoreError> {
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(writer)
+        .await?;
+    if mode != 2 {
+        tracing::info!("converting the database to incremental auto-vacuum (once)");
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+            .execute(writer)
+            .await?;
+        sqlx::query("VACUUM").execute(writer).await?;
+    }
+    Ok(())
+}
+
+/// Pages handed back per `incremental_vacuum` statement: each is its own short write.
+const VACUUM_PAGES: u32 = 1024;
+
+/// `?, ?, …` for `n` values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Erases the bodies of the webhooks at `seqs` (all done), inside `tx`; returns how many.
+///
+/// Each row is deleted and inserted again without its body (and without its last error and
+/// failures, which may quote the payload): an `UPDATE` would leave every page the bodies filled
+/// nearly empty but still in the file, while deleted rows let SQLite merge pages, which
+/// [`Store::reclaim_space`] then hands back.
+async fn erase_bodies(
+    tx: &mut Transaction<'static, Sqlite>,
+    seqs: &[i64],
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    const KEPT: &str = "seq, id, request_seq, position, event, state, attempts, received_at_ms, \
+                        processed_at_ms, dropped_at_ms";
+    let list = placeholders(seqs.len());
+    let statements = [
+        format!("DELETE FROM failures WHERE webhook_seq IN ({list})"),
+        format!("INSERT INTO erasing ({KEPT}) SELECT {KEPT} FROM webhooks WHERE seq IN ({list})"),
+        format!("DELETE FROM webhooks WHERE seq IN ({list})"),
+    ];
+    let mut erased = 0;
+    for sql in &statements {
+        let mut statement = sqlx::query(sql);
+        for seq in seqs {
+            statement = statement.bind(seq);
+        }
+        let rows = statement.execute(&mut **tx).await?.rows_affected();
+        if sql.starts_with("INSERT") {
+            erased = rows;
+        }
+    }
+    sqlx::query(&format!(
+        "INSERT INTO webhooks ({KEPT}, body, body_erased_at_ms) \
+         SELECT {KEPT}, '', ? FROM erasing ORDER BY seq"
+    ))
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM erasing")
+        .execute(&mut **tx)
+        .await?;
+    Ok(erased)
 }
 
 struct SqliteStaged {
@@ -187,13 +283,15 @@ impl Store for SqliteStore {
         // The common case (nothing redelivered) needs no read-back. Otherwise the id index
         // tells, for each id, whether this request stored it or which body was there before.
         let mut inserted: HashSet<&str> = HashSet::new();
-        let mut existing: HashMap<String, Webhook> = HashMap::new();
+        // `None`: the body was erased by retention; still a duplicate (nothing to compare).
+        let mut existing: HashMap<String, Option<Webhook>> = HashMap::new();
         if all_inserted {
             inserted.extend(fresh.iter().map(|(_, webhook, _)| webhook.id.as_str()));
         } else {
             for chunk in fresh.chunks(INSERT_CHUNK) {
                 let mut select = QueryBuilder::<Sqlite>::new(
-                    "SELECT id, request_seq, body FROM webhooks WHERE id IN (",
+                    "SELECT id, request_seq, event, body, body_erased_at_ms FROM webhooks \
+                     WHERE id IN (",
                 );
                 let mut ids = select.separated(", ");
                 for (_, webhook, _) in chunk {
@@ -208,7 +306,7 @@ impl Store for SqliteStore {
                             inserted.insert(webhook.id.as_str());
                         }
                     } else {
-                        existing.insert(id, webhook_of(&row)?);
+                        existing.insert(id, kept_webhook_of(&row)?);
                     }
                 }
             }
@@ -222,9 +320,16 @@ impl Store for SqliteStore {
                     outcome.stored.push(webhook.id.clone());
                     continue;
                 }
-                existing.get(id).ok_or_else(|| {
+                let stored = existing.get(id).ok_or_else(|| {
                     StoreError::Corrupt(format!("webhook {id} neither new nor stored"))
-                })?
+                })?;
+                match stored {
+                    Some(original) => original,
+                    None => {
+                        outcome.duplicates.push(webhook.id.clone());
+                        continue;
+                    }
+                }
             } else {
                 seen.get(id).copied().unwrap_or(webhook)
             };
@@ -504,8 +609,8 @@ impl Store for SqliteStore {
 
     async fn entries(&self) -> Result<Vec<Entry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, request_seq, position, body, state, attempts, received_at_ms, \
-                    processed_at_ms \
+            "SELECT seq, request_seq, position, id, event, body, state, attempts, \
+                    received_at_ms, processed_at_ms, body_erased_at_ms \
              FROM webhooks ORDER BY seq",
         )
         .fetch_all(&self.reader)
@@ -516,5 +621,221 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn prune_step(&self, cutoffs: &Cutoffs, limit: u32) -> Result<Pruned, StoreError> {
+        let mut tx = self.begin().await?;
+        let now = to_millis(cutoffs.now);
+        let mut pruned = Pruned::default();
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM webhooks \
+             WHERE state = 'done' AND body_erased_at_ms IS NULL AND processed_at_ms <= ? \
+             ORDER BY processed_at_ms LIMIT ?",
+        )
+        .bind(to_millis(cutoffs.bodies))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !due.is_empty() {
+            pruned.bodies_erased = erase_bodies(&mut tx, &due, now).await?;
+        }
+        let forget = sqlx::query(
+            "SELECT seq, request_seq, body_erased_at_ms FROM webhooks \
+             WHERE state = 'done' AND processed_at_ms <= ? ORDER BY processed_at_ms LIMIT ?",
+        )
+        .bind(to_millis(cutoffs.ids))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !forget.is_empty() {
+            let mut seqs = Vec::with_capacity(forget.len());
+            let mut requests = Vec::with_capacity(forget.len());
+            for row in &forget {
+                seqs.push(row.int("seq")?);
+                requests.push(row.int("request_seq")?);
+                if row.maybe_int("body_erased_at_ms")?.is_none() {
+                    pruned.bodies_erased += 1;
+                }
+            }
+            requests.sort_unstable();
+            requests.dedup();
+            let list = placeholders(seqs.len());
+            for sql in [
+                format!("DELETE FROM failures WHERE webhook_seq IN ({list})"),
+                format!("DELETE FROM webhooks WHERE seq IN ({list})"),
+            ] {
+                let mut delete = sqlx::query(&sql);
+                for seq in &seqs {
+                    delete = delete.bind(seq);
+                }
+                let gone = delete.execute(&mut *tx).await?.rows_affected();
+                if sql.contains("FROM webhooks") {
+                    pruned.ids_forgotten = gone;
+                }
+            }
+            // A request row goes with its last webhook.
+            let sql = format!(
+                "DELETE FROM requests WHERE seq IN ({}) \
+                 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.request_seq = requests.seq)",
+                placeholders(requests.len())
+            );
+            let mut delete = sqlx::query(&sql);
+            for seq in &requests {
+                delete = delete.bind(seq);
+            }
+            delete.execute(&mut *tx).await?;
+        }
+        // Requests that stored nothing (every webhook a duplicate) go after `keep-ids` too.
+        sqlx::query(
+            "DELETE FROM requests WHERE seq IN (\
+               SELECT r.seq FROM requests r WHERE r.received_at_ms <= ? AND r.stored = 0 \
+               ORDER BY r.received_at_ms LIMIT ?)",
+        )
+        .bind(to_millis(cutoffs.ids))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?;
+        if pruned != Pruned::default() {
+            sqlx::query(
+                "UPDATE retention SET bodies_erased = bodies_erased + ?, \
+                        ids_forgotten = ids_forgotten + ? WHERE singleton = 1",
+            )
+            .bind(i64::try_from(pruned.bodies_erased).unwrap_or(i64::MAX))
+            .bind(i64::try_from(pruned.ids_forgotten).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    async fn prune_preview(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM webhooks WHERE state = 'done' \
+                  AND body_erased_at_ms IS NULL AND processed_at_ms <= ?) AS bodies, \
+               (SELECT COUNT(*) FROM webhooks WHERE state = 'done' \
+                  AND processed_at_ms <= ?) AS ids",
+        )
+        .bind(to_millis(cutoffs.bodies))
+        .bind(to_millis(cutoffs.ids))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Pruned {
+            bodies_erased: count_of(&row, "bodies")?,
+            ids_forgotten: count_of(&row, "ids")?,
+        })
+    }
+
+    async fn reclaim_space(&self) -> Result<(), StoreError> {
+        if self.is_in_memory() {
+            return Ok(());
+        }
+        // Hand freed pages back in short writes, so answers interleave.
+        loop {
+            let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+                .fetch_one(&self.writer)
+                .await?;
+            if free == 0 {
+                break;
+            }
+            sqlx::query(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
+                .execute(&self.writer)
+                .await?;
+            tokio::task::yield_now().await;
+        }
+        // Erased bodies are still in WAL frames written before the erasure: copy the WAL into
+        // the database file and cut the WAL to zero bytes.
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.writer)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        if busy != 0 {
+            return Err(StoreError::Unavailable(
+                "the WAL could not be truncated (another process is reading); erased bodies \
+                 may stay in the -wal file until the next prune"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn drop_dead_letter(&self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        let now = to_millis(now);
+        let mut tx = self.begin().await?;
+        let dropped: Option<i64> = sqlx::query_scalar(
+            "UPDATE webhooks SET state = 'done', dropped_at_ms = ?, processed_at_ms = ? \
+             WHERE id = ? AND state = 'dead' RETURNING seq",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(seq) = dropped {
+            erase_bodies(&mut tx, &[seq], now).await?;
+            sqlx::query(
+                "UPDATE retention SET bodies_erased = bodies_erased + 1 WHERE singleton = 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(dropped.is_some())
+    }
+
+    async fn retention_status(&self) -> Result<RetentionStatus, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM webhooks) AS stored, \
+                    (SELECT COUNT(*) FROM webhooks WHERE body_erased_at_ms IS NULL) AS kept, \
+                    (SELECT received_at_ms FROM webhooks WHERE body_erased_at_ms IS NULL \
+                       ORDER BY seq LIMIT 1) AS oldest, \
+                    bodies_erased, ids_forgotten, \
+                    (SELECT page_count FROM pragma_page_count()) AS pages, \
+                    (SELECT page_size FROM pragma_page_size()) AS page_size \
+             FROM retention WHERE singleton = 1",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let in_file = count_of(&row, "pages")?.saturating_mul(count_of(&row, "page_size")?);
+        Ok(RetentionStatus {
+            webhooks_stored: count_of(&row, "stored")?,
+            bodies_kept: count_of(&row, "kept")?,
+            oldest_kept_body_received_at: row.maybe_int("oldest")?.map(from_millis),
+            database_bytes: self.files_size().unwrap_or(in_file),
+            bodies_erased_total: count_of(&row, "bodies_erased")?,
+            ids_forgotten_total: count_of(&row, "ids_forgotten")?,
+        })
+    }
+
+    async fn stored_page(
+        &self,
+        range: &Positions,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredWebhook>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, event, body, received_at_ms, body_erased_at_ms FROM webhooks \
+             WHERE seq > ? AND seq >= ? AND seq <= ? \
+               AND received_at_ms >= ? AND received_at_ms <= ? \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(range.from_seq.unwrap_or(i64::MIN))
+        .bind(range.to_seq.unwrap_or(i64::MAX))
+        .bind(range.since.map_or(i64::MIN, to_millis))
+        .bind(range.until.map_or(i64::MAX, to_millis))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(stored_webhook_of).collect()
+    }
+
+    async fn seq_of(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT seq FROM webhooks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 }

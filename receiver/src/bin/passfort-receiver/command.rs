@@ -7,6 +7,8 @@
 
 use passfort_clock::{Clock, SystemClock};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
+use passfort_receiver::replay::{self, ReplayError};
+use passfort_receiver::retention::{self, Pruner, Retention, RetentionError};
 use passfort_receiver::secret::SecretSourceError;
 use passfort_receiver::serve::{bind, serve_until, ServeError};
 use passfort_receiver::sink::{Sink, SinkError};
@@ -45,6 +47,12 @@ pub enum CommandError {
     /// No dead letter has this id.
     #[error("no dead letter with id {0}")]
     NoSuchDeadLetter(String),
+    /// The retention flags contradict each other.
+    #[error("{0}")]
+    Retention(#[from] RetentionError),
+    /// A replay could not start (an unknown id is bad usage: exit code 2).
+    #[error("{0}")]
+    Replay(#[from] ReplayError),
 }
 
 /// Everything `serve` needs.
@@ -78,6 +86,10 @@ pub struct ServeConfig {
     pub allow_from: AllowList,
     /// Proxies whose forwarding headers name the client (`--trust-proxy`).
     pub trust_proxy: TrustedProxies,
+    /// How long processed webhooks keep their bodies and ids.
+    pub retention: Retention,
+    /// How often to prune (zero: never).
+    pub prune_every: Duration,
 }
 
 /// Everything `work` needs.
@@ -100,6 +112,10 @@ pub struct WorkConfig {
     pub lease: Duration,
     /// The worker's name in leases (default: see [`default_worker_name`]).
     pub worker_name: Option<String>,
+    /// How long processed webhooks keep their bodies and ids.
+    pub retention: Retention,
+    /// How often to prune (zero: never).
+    pub prune_every: Duration,
 }
 
 /// The name a worker of this process leases under. On SQLite (one worker per file, normally)
@@ -169,9 +185,16 @@ where
         None => None,
     };
 
+    let pruner = Pruner::new(
+        store.clone(),
+        receiver.clock(),
+        config.retention,
+        config.prune_every,
+    )
+    .spawn();
     let public = (public, receiver.router());
     let admin = Some((admin, receiver.admin_router()));
-    serve_until("passfort-receiver", public, admin, worker, shutdown, || {
+    let served = serve_until("passfort-receiver", public, admin, worker, shutdown, || {
         tracing::info!(
             listen = %public_addr, admin = %admin_addr, path = %config.path,
             database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
@@ -182,7 +205,9 @@ where
             config.path
         );
     })
-    .await?;
+    .await;
+    pruner.abort();
+    served?;
     Ok(())
 }
 
@@ -194,7 +219,7 @@ where
     let store = store::open_with(&config.database, config.ordering).await?;
     let handler = config.sink.open()?;
     let worker = Worker::builder()
-        .shared_store(store)
+        .shared_store(store.clone())
         .handler(handler)
         .retry(config.retry)
         .poll_interval(config.poll_interval)
@@ -207,6 +232,14 @@ where
         .lease(config.lease)
         .build()
         .map_err(|e| CommandError::Build(e.to_string()))?;
+    let pruner = Pruner::new(
+        store.clone(),
+        std::sync::Arc::new(SystemClock),
+        config.retention,
+        config.prune_every,
+    )
+    .spawn();
+    let _stop_pruning = AbortOnDrop(pruner);
     tracing::info!(database = %store::display_url(&config.database), sink = %config.sink, "passfort-receiver working");
     eprintln!(
         "passfort-receiver ready worker database={}",
@@ -230,7 +263,7 @@ where
 /// Opens a database that must already exist: `status` and `dead-letter` inspect, they never
 /// create an empty database by mistake (a typo in `--database`).
 async fn open_existing(database: &str) -> Result<SharedStore, CommandError> {
-    if let Some(path) = sqlite_file(database) {
+    if let Some(path) = store::sqlite_path(database) {
         if !path.exists() {
             return Err(CommandError::NoDatabase(path));
         }
@@ -238,24 +271,12 @@ async fn open_existing(database: &str) -> Result<SharedStore, CommandError> {
     Ok(store::open(database).await?)
 }
 
-/// The file a `sqlite:` URL names, if it names one (not `sqlite::memory:`).
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
-        None
-    } else {
-        Some(PathBuf::from(path))
-    }
-}
-
 /// The status report, as text or as JSON.
 pub async fn status(database: &str, json: bool) -> Result<String, CommandError> {
     let store = open_existing(database).await?;
     let now = SystemClock.now();
-    let report = Report::new(store.status(now).await?, now);
+    let report = Report::new(store.status(now).await?, now)
+        .with_retention(&store.retention_status().await?, now);
     Ok(if json {
         serde_json::to_string_pretty(&report).unwrap_or_default()
     } else {
@@ -299,4 +320,116 @@ pub async fn dead_letter_retry_all(database: &str) -> Result<String, CommandErro
     let store = open_existing(database).await?;
     let n = store.retry_all_dead_letters(SystemClock.now()).await?;
     Ok(format!("{n} dead letter(s) back in the queue\n"))
+}
+
+/// Aborts a background task when the command that started it returns, however it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Erases a dead letter's body now and takes it off the list, keeping its id
+/// (`passfort-receiver dead-letter drop ID`).
+pub async fn dead_letter_drop(database: &str, id: &str) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    if store.drop_dead_letter(id, SystemClock.now()).await? {
+        Ok(format!(
+            "{id} dropped: its body is erased; its id is kept so a redelivery stays a duplicate\n"
+        ))
+    } else {
+        Err(CommandError::NoSuchDeadLetter(id.to_owned()))
+    }
+}
+
+/// Prunes once (`passfort-receiver prune`), or with `dry_run` says what a prune would do,
+/// as text or as `{"bodies_erased": N, "ids_forgotten": M}`.
+pub async fn prune(
+    database: &str,
+    retention: Retention,
+    dry_run: bool,
+    json: bool,
+) -> Result<String, CommandError> {
+    let store = open_existing(database).await?;
+    let now = SystemClock.now();
+    let pruned = if dry_run {
+        retention::prune_preview(&*store, &retention, now).await?
+    } else {
+        retention::prune(&*store, &retention, now).await?
+    };
+    Ok(if json {
+        format!("{}\n", serde_json::to_string(&pruned).unwrap_or_default())
+    } else if dry_run {
+        format!(
+            "a prune would erase {} bodies and forget {} ids (nothing changed)\n",
+            pruned.bodies_erased, pruned.ids_forgotten
+        )
+    } else {
+        format!(
+            "erased {} bodies, forgot {} ids\n",
+            pruned.bodies_erased, pruned.ids_forgotten
+        )
+    })
+}
+
+/// Everything `replay` needs.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// The database URL.
+    pub database: String,
+    /// Where the webhooks go again.
+    pub sink: Sink,
+    /// Which webhooks.
+    pub range: replay::Range,
+    /// Only list what would be replayed.
+    pub dry_run: bool,
+}
+
+/// Replays a range to a sink (`passfort-receiver replay`), printing one line per webhook on
+/// standard error (standard output may be the sink). Returns the report; the binary's exit code
+/// is 0 when [`replay::ReplayReport::complete`], else 1.
+pub async fn replay(config: ReplayConfig) -> Result<replay::ReplayReport, CommandError> {
+    let store = open_existing(&config.database).await?;
+    let handler = if config.dry_run {
+        None
+    } else {
+        Some(config.sink.open()?)
+    };
+    let verb = if config.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    let report = replay::replay(
+        &*store,
+        &config.range,
+        handler.as_deref(),
+        |stored, outcome| match outcome {
+            replay::Outcome::Replayed => {
+                eprintln!("{verb} {} {} {}", stored.seq, stored.id, stored.event)
+            }
+            replay::Outcome::Skipped => eprintln!(
+                "skipped {} {} {}: its body was erased by retention",
+                stored.seq, stored.id, stored.event
+            ),
+            replay::Outcome::Failed(error) => eprintln!(
+                "failed at {} {} {}: {error}; nothing after it was replayed; rerun with --from-id {}",
+                stored.seq, stored.id, stored.event, stored.id
+            ),
+        },
+    )
+    .await?;
+    eprintln!(
+        "{verb} {}, skipped {} (erased){}",
+        report.replayed,
+        report.skipped.len(),
+        if report.failed.is_some() {
+            ", stopped at a sink failure"
+        } else {
+            ""
+        }
+    );
+    Ok(report)
 }

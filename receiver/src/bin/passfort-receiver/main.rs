@@ -5,9 +5,11 @@ mod command;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use command::{ServeConfig, WorkConfig, DEFAULT_DATABASE};
+use command::{CommandError, ReplayConfig, ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
+use passfort_receiver::replay::{self, ReplayError};
+use passfort_receiver::retention::{Retention, RetentionError};
 use passfort_receiver::serve::signal;
 use passfort_receiver::sink::Sink;
 use passfort_receiver::store::Ordering;
@@ -15,7 +17,7 @@ use passfort_receiver::RetryPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,33 @@ impl RetryArgs {
         } else {
             policy
         }
+    }
+}
+
+/// How long processed webhooks keep their bodies and ids (serve, work, prune).
+#[derive(clap::Args, Clone)]
+struct KeepArgs {
+    /// Erase a webhook's body this long after it was processed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30d")]
+    keep_bodies: Duration,
+    /// Forget a processed webhook's id this long after it was processed (a redelivery after
+    /// that is processed again); not shorter than --keep-bodies.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "90d")]
+    keep_ids: Duration,
+}
+
+impl KeepArgs {
+    fn retention(&self) -> Result<Retention, RetentionError> {
+        Retention::new(self.keep_bodies, self.keep_ids)
+    }
+}
+
+/// `0` (never), or a duration.
+fn prune_every(text: &str) -> Result<Duration, humantime::DurationError> {
+    if text.trim() == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        humantime::parse_duration(text)
     }
 }
 
@@ -103,6 +132,11 @@ enum Command {
         #[arg(long)]
         trust_proxy: Option<TrustedProxies>,
         #[command(flatten)]
+        keep: KeepArgs,
+        /// How often to erase and forget what is due (0: never; run `prune` yourself).
+        #[arg(long, value_parser = prune_every, default_value = "10m")]
+        prune_every: Duration,
+        #[command(flatten)]
         retry: RetryArgs,
     },
     /// Hand stored webhooks to the sink, in order (a worker in its own process).
@@ -132,6 +166,11 @@ enum Command {
         #[arg(long)]
         worker_name: Option<String>,
         #[command(flatten)]
+        keep: KeepArgs,
+        /// How often to erase and forget what is due (0: never; run `prune` yourself).
+        #[arg(long, value_parser = prune_every, default_value = "10m")]
+        prune_every: Duration,
+        #[command(flatten)]
         retry: RetryArgs,
     },
     /// Create or update the database schema, then exit (also done by serve and work at
@@ -150,7 +189,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List or retry dead letters.
+    /// Erase the bodies and forget the ids that are due, once, and say how many.
+    Prune {
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Only say what a prune would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print {"bodies_erased": N, "ids_forgotten": M}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hand a range of stored webhooks to a sink again, in arrival order, changing nothing in
+    /// the queue. Exit code 0: all replayed; 1: some skipped (body erased) or the sink failed;
+    /// 2: bad usage.
+    Replay {
+        /// Where the webhooks go: stdout, jsonl:PATH, exec:COMMAND or http:URL.
+        #[arg(long)]
+        sink: Sink,
+        /// Database URL.
+        #[arg(long, default_value = DEFAULT_DATABASE)]
+        database: String,
+        /// Acknowledged at or after this time (RFC 3339).
+        #[arg(long, value_parser = replay::parse_time, conflicts_with = "from_id")]
+        since: Option<SystemTime>,
+        /// From this webhook id on (inclusive).
+        #[arg(long)]
+        from_id: Option<String>,
+        /// Acknowledged at or before this time (RFC 3339).
+        #[arg(long, value_parser = replay::parse_time, conflicts_with = "to_id")]
+        until: Option<SystemTime>,
+        /// Up to this webhook id (inclusive).
+        #[arg(long)]
+        to_id: Option<String>,
+        /// Only this event (repeat for several).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Only list what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List, retry or drop dead letters.
     DeadLetter {
         #[command(subcommand)]
         action: DeadLetterAction,
@@ -171,14 +253,22 @@ enum DeadLetterAction {
     },
     /// Put every dead letter back in the queue.
     RetryAll,
+    /// Give up on one dead letter (by webhook id): erase its body now, keep its id.
+    Drop {
+        /// The webhook id.
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    passfort_receiver::process::run(run(cli))
+    passfort_receiver::process::run_with_exit_code(run(cli))
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Exit code of bad usage (as clap's own).
+const USAGE: u8 = 2;
+
+async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve {
             listen,
@@ -194,6 +284,8 @@ async fn run(cli: Cli) -> Result<()> {
             ordering,
             allow_from,
             trust_proxy,
+            keep,
+            prune_every,
             retry,
         } => {
             let secrets = passfort_receiver::SecretSet::from_env(secret_file.as_deref())?;
@@ -212,6 +304,8 @@ async fn run(cli: Cli) -> Result<()> {
                 ordering,
                 allow_from,
                 trust_proxy: trust_proxy.unwrap_or_default(),
+                retention: keep.retention()?,
+                prune_every,
             };
             command::serve(config, signal()).await?;
         }
@@ -223,6 +317,8 @@ async fn run(cli: Cli) -> Result<()> {
             ordering,
             lease,
             worker_name,
+            keep,
+            prune_every,
             retry,
         } => {
             let config = WorkConfig {
@@ -234,6 +330,8 @@ async fn run(cli: Cli) -> Result<()> {
                 ordering,
                 lease,
                 worker_name,
+                retention: keep.retention()?,
+                prune_every,
             };
             command::work(config, signal()).await?;
         }
@@ -250,9 +348,54 @@ async fn run(cli: Cli) -> Result<()> {
                     command::dead_letter_retry(&database, &id).await?
                 }
                 DeadLetterAction::RetryAll => command::dead_letter_retry_all(&database).await?,
+                DeadLetterAction::Drop { id } => command::dead_letter_drop(&database, &id).await?,
             };
             print!("{out}");
         }
+        Command::Prune {
+            database,
+            keep,
+            dry_run,
+            json,
+        } => {
+            let retention = keep.retention()?;
+            print!(
+                "{}",
+                command::prune(&database, retention, dry_run, json).await?
+            );
+        }
+        Command::Replay {
+            sink,
+            database,
+            since,
+            from_id,
+            until,
+            to_id,
+            events,
+            dry_run,
+        } => {
+            let config = ReplayConfig {
+                database,
+                sink,
+                range: replay::Range {
+                    since,
+                    until,
+                    from_id,
+                    to_id,
+                    events,
+                },
+                dry_run,
+            };
+            return match command::replay(config).await {
+                Ok(report) if report.complete() => Ok(ExitCode::SUCCESS),
+                Ok(_) => Ok(ExitCode::FAILURE),
+                Err(CommandError::Replay(ReplayError::UnknownId(id))) => {
+                    eprintln!("error: no stored webhook has id {id:?}");
+                    Ok(ExitCode::from(USAGE))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
