@@ -170,7 +170,15 @@ async fn a_killed_worker_is_taken_over_after_its_lease() {
         ],
         "the killed webhook is retried by the other worker, once"
     );
-    let entries = store.entries().await.unwrap();
+    // The sink logs "done" just before the worker records it: wait for the store as well.
+    let hang = Instant::now() + Duration::from_secs(120);
+    let entries = loop {
+        let entries = store.entries().await.unwrap();
+        if entries.iter().all(|e| e.state == State::Done) || Instant::now() > hang {
+            break entries;
+        }
+        tokio::task::yield_now().await;
+    };
     assert!(entries.iter().all(|e| e.state == State::Done));
     let attempts: Vec<u32> = entries.iter().map(|e| e.attempts).collect();
     assert_eq!(attempts, [1, 1, 2, 1, 1, 1]);
