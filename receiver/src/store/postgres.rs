@@ -30,8 +30,8 @@
 //!   the connection is closed afterwards, which releases the lock even if a migration failed.
 
 use super::row::{
-    after_failure, count_of, dead_letter_of, entry_of, kept_webhook_of, shape_name,
-    stored_webhook_of, webhook_of, StoredRow,
+    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, kept_webhook_of,
+    retention_status_of, shape_name, stored_webhook_of, webhook_of, StoredRow,
 };
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
@@ -815,15 +815,8 @@ impl Store for PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         if !forget.is_empty() {
-            let mut seqs = Vec::with_capacity(forget.len());
-            let mut requests = Vec::with_capacity(forget.len());
-            for row in &forget {
-                seqs.push(row.int("seq")?);
-                requests.push(row.int("request_seq")?);
-                if row.maybe_int("body_erased_at_ms")?.is_none() {
-                    pruned.bodies_erased += 1;
-                }
-            }
+            let (seqs, requests, with_body) = forgotten_of(&forget)?;
+            pruned.bodies_erased += with_body;
             sqlx::query("DELETE FROM failures WHERE webhook_seq = ANY($1)")
                 .bind(&seqs)
                 .execute(&mut *tx)
@@ -933,14 +926,7 @@ impl Store for PostgresStore {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(RetentionStatus {
-            webhooks_stored: count_of(&row, "stored")?,
-            bodies_kept: count_of(&row, "kept")?,
-            oldest_kept_body_received_at: row.maybe_int("oldest")?.map(from_millis),
-            database_bytes: count_of(&row, "bytes")?,
-            bodies_erased_total: count_of(&row, "bodies_erased")?,
-            ids_forgotten_total: count_of(&row, "ids_forgotten")?,
-        })
+        retention_status_of(&row, count_of(&row, "bytes")?)
     }
 
     async fn stored_page(

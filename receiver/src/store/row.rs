@@ -8,6 +8,7 @@
 use super::{from_millis, AfterFailure, DeadLetter, Entry, State, StoreError};
 use crate::batch::Shape;
 use crate::replay::StoredWebhook;
+use crate::retention::RetentionStatus;
 use crate::webhook::Webhook;
 use serde_json::Value;
 use sqlx::Row;
@@ -120,6 +121,42 @@ pub(super) fn stored_webhook_of(row: &impl StoredRow) -> Result<StoredWebhook, S
         received_at: from_millis(row.int("received_at_ms")?),
         webhook: kept_webhook_of(row)?,
     })
+}
+
+/// A row of the retention status query: `stored`, `kept`, `oldest`, `bodies_erased`,
+/// `ids_forgotten`; the size on disk is the backend's to measure.
+pub(super) fn retention_status_of(
+    row: &impl StoredRow,
+    database_bytes: u64,
+) -> Result<RetentionStatus, StoreError> {
+    Ok(RetentionStatus {
+        webhooks_stored: count_of(row, "stored")?,
+        bodies_kept: count_of(row, "kept")?,
+        oldest_kept_body_received_at: row.maybe_int("oldest")?.map(from_millis),
+        database_bytes,
+        bodies_erased_total: count_of(row, "bodies_erased")?,
+        ids_forgotten_total: count_of(row, "ids_forgotten")?,
+    })
+}
+
+/// Rows of `SELECT seq, request_seq, body_erased_at_ms` about to be forgotten: their positions,
+/// their distinct request positions, and how many still had their body.
+pub(super) fn forgotten_of(
+    rows: &[impl StoredRow],
+) -> Result<(Vec<i64>, Vec<i64>, u64), StoreError> {
+    let mut seqs = Vec::with_capacity(rows.len());
+    let mut requests = Vec::with_capacity(rows.len());
+    let mut with_body = 0;
+    for row in rows {
+        seqs.push(row.int("seq")?);
+        requests.push(row.int("request_seq")?);
+        if row.maybe_int("body_erased_at_ms")?.is_none() {
+            with_body += 1;
+        }
+    }
+    requests.sort_unstable();
+    requests.dedup();
+    Ok((seqs, requests, with_body))
 }
 
 /// The number of rows a count column holds.

@@ -11,8 +11,8 @@
 //! tests run every query against the migrated schema.
 
 use super::row::{
-    after_failure, count_of, dead_letter_of, entry_of, kept_webhook_of, shape_name,
-    stored_webhook_of, webhook_of, StoredRow,
+    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, kept_webhook_of,
+    retention_status_of, shape_name, stored_webhook_of, webhook_of, StoredRow,
 };
 use super::{
     from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
@@ -648,17 +648,8 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         if !forget.is_empty() {
-            let mut seqs = Vec::with_capacity(forget.len());
-            let mut requests = Vec::with_capacity(forget.len());
-            for row in &forget {
-                seqs.push(row.int("seq")?);
-                requests.push(row.int("request_seq")?);
-                if row.maybe_int("body_erased_at_ms")?.is_none() {
-                    pruned.bodies_erased += 1;
-                }
-            }
-            requests.sort_unstable();
-            requests.dedup();
+            let (seqs, requests, with_body) = forgotten_of(&forget)?;
+            pruned.bodies_erased += with_body;
             let list = placeholders(seqs.len());
             for sql in [
                 format!("DELETE FROM failures WHERE webhook_seq IN ({list})"),
@@ -799,14 +790,7 @@ impl Store for SqliteStore {
         .fetch_one(&mut *conn)
         .await?;
         let in_file = count_of(&row, "pages")?.saturating_mul(count_of(&row, "page_size")?);
-        Ok(RetentionStatus {
-            webhooks_stored: count_of(&row, "stored")?,
-            bodies_kept: count_of(&row, "kept")?,
-            oldest_kept_body_received_at: row.maybe_int("oldest")?.map(from_millis),
-            database_bytes: self.files_size().unwrap_or(in_file),
-            bodies_erased_total: count_of(&row, "bodies_erased")?,
-            ids_forgotten_total: count_of(&row, "ids_forgotten")?,
-        })
+        retention_status_of(&row, self.files_size().unwrap_or(in_file))
     }
 
     async fn stored_page(
