@@ -34,6 +34,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod attempt;
 pub mod backoff;

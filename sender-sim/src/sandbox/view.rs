@@ -1,4 +1,4 @@
-//! The status queue as `GET /api/status` answers it: the engine's [`StatusQueue`] in the words
+//! The status queue as `GET /api/status` answers it: the engine's [`StatusQueue`](crate::status::StatusQueue) in the words
 //! of PassFort's page (`Empty` / `Waiting` / `Stalled`), with "how long ago" already worked out
 //! on the sandbox's clock, and each recent failure carrying the endpoint's status or error.
 
