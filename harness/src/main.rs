@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use passfort_harness::observe::Patience;
 use passfort_harness::{report, run, scenarios, ReportSpec, Secret, Settings};
 
 /// Exit code for bad usage, the same clap uses for its own usage errors.
@@ -36,6 +38,14 @@ enum Command {
         /// Scenarios that need it are skipped without it.
         #[arg(long, value_name = "PATH")]
         observe_jsonl: Option<PathBuf>,
+        /// The longest the harness waits for webhooks to appear in the observe file, while the
+        /// target keeps processing (e.g. 60s, 2m).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+        observe_timeout: Duration,
+        /// A wait for the observe file ends early once the target has processed nothing new for
+        /// this long; raise it above the longest pause of a worker that processes in rounds.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        observe_quiet: Duration,
         /// Write a report: junit:PATH, json:PATH or html:PATH (repeatable).
         #[arg(long = "report", value_name = "KIND:PATH")]
         reports: Vec<ReportSpec>,
@@ -56,6 +66,8 @@ fn main() -> ExitCode {
             target,
             scenarios,
             observe_jsonl,
+            observe_timeout,
+            observe_quiet,
             reports,
             no_progress,
         } => {
@@ -70,6 +82,10 @@ fn main() -> ExitCode {
             };
             let mut settings = Settings::new(target, secret).only(scenarios);
             settings.observe_jsonl = observe_jsonl;
+            settings.limits.observe = Patience {
+                timeout: observe_timeout,
+                quiet: observe_quiet,
+            };
             settings.progress = !no_progress;
             run_scenarios(settings, &reports)
         }

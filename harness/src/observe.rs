@@ -4,7 +4,12 @@
 //! the answer, in the target's worker. So the target appends one JSON object per webhook it
 //! processed to a file, in processing order, each with at least the webhook's `id` (the
 //! receiver's `jsonl:` sink writes exactly that). This module reads that file incrementally and
-//! waits, with a bounded deadline, for the ids a scenario expects.
+//! waits for the ids a scenario expects.
+//!
+//! A wait ends as soon as the answer is clear: when every id is there, when the target has
+//! processed nothing new for a quiet period (it shows no progress, so what is missing will not
+//! come), or at the longest wait allowed. A flawed target is judged in seconds, not minutes,
+//! while a correct one that is still working through a backlog keeps the wait going.
 //!
 //! The file may hold records from earlier runs or scenarios: every scenario sends fresh ids and
 //! looks only at its own.
@@ -13,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use passfort_clock::SharedClock;
 
@@ -105,6 +110,39 @@ struct Cursor {
     offset: u64,
     lines: usize,
     seen: Observation,
+    /// When a read last found a new record: the target's last sign of progress.
+    last_progress: Option<SystemTime>,
+}
+
+/// How long a wait for processed ids may go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// The longest a wait may take, however the target is doing (`--observe-timeout`).
+    pub timeout: Duration,
+    /// A wait ends once the observe file gained nothing for this long (`--observe-quiet`): a
+    /// target that processes nothing more will not process what is missing either. Any new
+    /// record counts as progress, an earlier scenario's too, since the target works in order.
+    pub quiet: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            quiet: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a wait for processed ids ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every id was processed.
+    Complete,
+    /// Nothing new was processed for [`Patience::quiet`].
+    Quiet,
+    /// [`Patience::timeout`] passed while the target was still making progress.
+    TimedOut,
 }
 
 /// Reads the observe file a target appends to.
@@ -192,31 +230,46 @@ impl Observer {
             }
             *cursor.seen.counts.entry(id.clone()).or_default() += 1;
             cursor.seen.ids.push(id);
+            cursor.last_progress = Some(self.clock.now());
         }
         cursor.offset += complete.len() as u64;
         Ok(cursor.seen.clone())
     }
 
-    /// Waits until every id of `ids` was processed, or `deadline` passes on the clock; returns
-    /// what was seen either way, with `complete` telling which.
-    pub async fn wait_for(
-        &self,
-        ids: &[String],
-        deadline: Duration,
-    ) -> Result<Waited, ObserveError> {
-        let give_up = self.clock.now() + deadline;
+    /// When a read last found a new record, if one ever did.
+    pub fn last_progress(&self) -> Option<SystemTime> {
+        self.cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last_progress
+    }
+
+    /// Waits until every id of `ids` was processed, the target shows no progress for
+    /// `patience.quiet`, or `patience.timeout` passes, all on the clock; returns what was seen
+    /// and why the wait ended.
+    pub async fn wait_for(&self, ids: &[String], patience: Patience) -> Result<Waited, ObserveError> {
+        let started = self.clock.now();
+        let give_up = passfort_clock::after(started, patience.timeout);
         loop {
             let seen = self.read()?;
-            if seen.missing(ids).is_empty() {
+            let now = self.clock.now();
+            let waited = now.duration_since(started).unwrap_or(Duration::ZERO);
+            let ended = if seen.missing(ids).is_empty() {
+                Some(Ended::Complete)
+            } else if now >= give_up {
+                Some(Ended::TimedOut)
+            } else {
+                // Quiet since the later of the wait's start and the last new record: what was
+                // just sent gets the whole quiet period, and a target still working through
+                // earlier webhooks keeps the wait alive.
+                let since = self.last_progress().map_or(started, |last| last.max(started));
+                (now >= passfort_clock::after(since, patience.quiet)).then_some(Ended::Quiet)
+            };
+            if let Some(ended) = ended {
                 return Ok(Waited {
                     seen,
-                    complete: true,
-                });
-            }
-            if self.clock.now() >= give_up {
-                return Ok(Waited {
-                    seen,
-                    complete: false,
+                    ended,
+                    waited,
                 });
             }
             self.clock.sleep(self.poll_every).await;
@@ -229,8 +282,17 @@ impl Observer {
 pub struct Waited {
     /// Everything seen when the wait ended.
     pub seen: Observation,
+    /// Why it ended.
+    pub ended: Ended,
+    /// How long it took, on the observer's clock.
+    pub waited: Duration,
+}
+
+impl Waited {
     /// Whether every expected id was there.
-    pub complete: bool,
+    pub fn complete(&self) -> bool {
+        self.ended == Ended::Complete
+    }
 }
 
 fn parse_id(raw: &[u8]) -> Result<String, String> {
@@ -246,6 +308,7 @@ fn parse_id(raw: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use passfort_clock::Clock;
     use std::io::Write;
 
     fn observer(dir: &tempfile::TempDir) -> Observer {
@@ -318,28 +381,88 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         append(&dir, "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
         let waited = observer(&dir)
-            .wait_for(&["b".into(), "a".into()], Duration::from_secs(60))
+            .wait_for(&["b".into(), "a".into()], Patience::default())
             .await
             .unwrap();
-        assert!(waited.complete);
+        assert!(waited.complete());
     }
 
-    #[tokio::test]
-    async fn waiting_gives_up_at_the_deadline_on_the_clock() {
+    /// Runs a wait for `wanted` on a virtual clock, calling `target(elapsed)` after every step
+    /// of time so a test can play a target appending records; returns the wait's result.
+    async fn wait_on_virtual_time(
+        wanted: &str,
+        patience: Patience,
+        mut target: impl FnMut(&tempfile::TempDir, Duration),
+    ) -> Waited {
         let dir = tempfile::tempdir().unwrap();
         let clock = passfort_clock::VirtualClock::new();
+        let start = clock.now();
         let observer = Observer::new(dir.path().join("observe.jsonl"), Arc::new(clock.clone()));
-        let waiting = tokio::spawn(async move {
-            observer
-                .wait_for(&["never".into()], Duration::from_secs(30))
-                .await
-        });
+        let wanted = vec![wanted.to_owned()];
+        let waiting = tokio::spawn(async move { observer.wait_for(&wanted, patience).await });
         while !waiting.is_finished() {
-            if clock.advance_to_next().is_none() {
-                tokio::task::yield_now().await;
+            if clock.advance_to_next().is_some() {
+                target(&dir, clock.now().duration_since(start).unwrap());
             }
+            tokio::task::yield_now().await;
         }
-        let waited = waiting.await.unwrap().unwrap();
-        assert!(!waited.complete);
+        waiting.await.unwrap().unwrap()
+    }
+
+    const PATIENCE: Patience = Patience {
+        timeout: Duration::from_secs(60),
+        quiet: Duration::from_secs(5),
+    };
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_target_that_processes_nothing_is_given_up_on_after_the_quiet_period() {
+        let waited = wait_on_virtual_time("never", PATIENCE, |_, _| {}).await;
+        assert_eq!(waited.ended, Ended::Quiet);
+        assert_eq!(waited.waited, Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn progress_on_other_webhooks_keeps_the_wait_alive_until_it_stops() {
+        // The target processes an earlier webhook every 2 s for 20 s, never the wanted one: the
+        // wait lasts until 5 s after its last record.
+        let mut next = Duration::from_secs(2);
+        let waited = wait_on_virtual_time("never", PATIENCE, |dir, elapsed| {
+            if elapsed >= next && next <= Duration::from_secs(20) {
+                append(dir, &format!("{{\"id\":\"earlier-{}\"}}\n", next.as_secs()));
+                next += Duration::from_secs(2);
+            }
+        })
+        .await;
+        assert_eq!(waited.ended, Ended::Quiet);
+        assert_eq!(waited.waited, Duration::from_secs(25));
+        assert_eq!(waited.seen.ids().len(), 10);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_target_that_keeps_working_is_waited_for_until_the_timeout() {
+        let mut next = Duration::from_secs(1);
+        let waited = wait_on_virtual_time("never", PATIENCE, |dir, elapsed| {
+            if elapsed >= next {
+                append(dir, &format!("{{\"id\":\"busy-{}\"}}\n", next.as_secs()));
+                next += Duration::from_secs(1);
+            }
+        })
+        .await;
+        assert_eq!(waited.ended, Ended::TimedOut);
+        assert_eq!(waited.waited, Duration::from_secs(60));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_id_processed_inside_the_quiet_period_completes_the_wait_at_once() {
+        let mut written = false;
+        let waited = wait_on_virtual_time("late", PATIENCE, |dir, elapsed| {
+            if elapsed >= Duration::from_millis(4_900) && !written {
+                append(dir, "{\"id\":\"late\"}\n");
+                written = true;
+            }
+        })
+        .await;
+        assert!(waited.complete(), "{:?}", waited.ended);
+        assert!(waited.waited < Duration::from_secs(5), "{:?}", waited.waited);
     }
 }

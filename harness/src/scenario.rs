@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observe::{Observation, Observer};
+use crate::observe::{Ended, Observation, Observer, Patience, Waited};
 use crate::progress::Progress;
-use crate::target::{Bearer, Delivery, Target};
+use crate::target::{millis, Bearer, Delivery, Target};
 use crate::webhook::Webhooks;
 
 /// The limits and sizes scenarios work with.
@@ -29,11 +29,12 @@ pub struct Limits {
     /// Answer times above this are a warning in `ack-latency`: the spec (§6) asks for "never more
     /// than a fraction" of the limit.
     pub warn_above: Duration,
-    /// How long scenarios that do not judge answer time wait for an answer before calling the
-    /// target unresponsive.
-    pub patience: Duration,
-    /// How long to wait for expected ids to appear in the observe file.
-    pub observe_deadline: Duration,
+    /// How long a scenario that expects a refusal waits for it. PassFort does not care how long
+    /// a refusal takes (a forged request is not its own), but a run must end.
+    pub refusal_wait: Duration,
+    /// How long to wait for expected ids to appear in the observe file, and when a target that
+    /// shows no progress is given up on.
+    pub observe: Patience,
     /// How many requests `ack-latency` times.
     pub latency_requests: usize,
     /// How many webhooks `survives-retry-storm` sends.
@@ -54,8 +55,8 @@ impl Default for Limits {
             batch_answer: Duration::from_secs(5),
             single_answer: Duration::from_secs(10),
             warn_above: Duration::from_secs(1),
-            patience: Duration::from_secs(30),
-            observe_deadline: Duration::from_secs(60),
+            refusal_wait: Duration::from_secs(30),
+            observe: Patience::default(),
             latency_requests: 200,
             storm_webhooks: 1_000,
             storm_time_scale: 10_000,
@@ -182,12 +183,23 @@ pub struct Context {
 }
 
 impl Context {
+    /// PassFort's answer limit for `body` (spec §1): 5 s for a batch (a JSON array), 10 s for a
+    /// single webhook. Every request sent as PassFort would send it is judged by it.
+    pub fn limit_for(&self, body: &Value) -> Duration {
+        if body.is_array() {
+            self.limits.batch_answer
+        } else {
+            self.limits.single_answer
+        }
+    }
+
     /// POSTs with the right secrets and fails the scenario unless the answer is exactly 200
-    /// within the patience limit.
+    /// within PassFort's limit for the body: a later answer is a failed delivery, as PassFort
+    /// counts it.
     pub async fn deliver(&self, body: &Value, what: &str) -> Result<Delivery, Failure> {
         let delivery = self
             .target
-            .post(body, Bearer::Right, self.limits.patience)
+            .post(body, Bearer::Right, self.limit_for(body))
             .await;
         self.progress.inc(1);
         if delivery.is_200() {
@@ -210,31 +222,28 @@ impl Context {
     pub async fn settle(&self, observer: &Observer) -> Result<Observation, Failure> {
         let sentinel = self.webhooks.single();
         let id = crate::webhook::id_of(&sentinel);
+        let what = "a valid webhook sent last, as a sentinel";
         // Any 2xx will do here: whether the answer is exactly 200 is `answers-exactly-200`'s
-        // question; this one only needs the sentinel processed.
+        // question; this one only needs the sentinel processed. It must come in time, though:
+        // past PassFort's limit the sentinel is a failed delivery like any other.
         let delivery = self
             .target
-            .post(&sentinel, Bearer::Right, self.limits.patience)
+            .post(&sentinel, Bearer::Right, self.limit_for(&sentinel))
             .await;
         if !matches!(delivery.status(), Some(200..=299)) {
-            return Err(Failure(not_200_reason(
-                &delivery,
-                "a valid webhook sent last, as a sentinel",
-            )));
+            return Err(Failure(not_200_reason(&delivery, what)));
         }
         let waited = observer
-            .wait_for(std::slice::from_ref(&id), self.limits.observe_deadline)
+            .wait_for(std::slice::from_ref(&id), self.limits.observe)
             .await?;
-        if waited.complete {
-            Ok(waited.seen)
-        } else {
-            Err(Failure(format!(
-                "the target answered 200 to webhook {id} but it did not appear in the observe \
-                 file {} within {}: an acknowledged webhook must be processed (spec §4, §6)",
-                observer.path().display(),
-                humantime::format_duration(self.limits.observe_deadline)
-            )))
+        if waited.complete() {
+            return Ok(waited.seen);
         }
+        Err(Failure(format!(
+            "the target answered 200 to webhook {id} ({what}) but {}: an acknowledged webhook \
+             must be processed (spec §4, §6)",
+            self.not_seen(observer, &waited)
+        )))
     }
 
     /// Waits for `ids` in the observe file, failing with the missing ones named.
@@ -244,21 +253,39 @@ impl Context {
         ids: &[String],
         what: &str,
     ) -> Result<Observation, Failure> {
-        let waited = observer.wait_for(ids, self.limits.observe_deadline).await?;
-        if waited.complete {
+        let waited = observer.wait_for(ids, self.limits.observe).await?;
+        if waited.complete() {
             return Ok(waited.seen);
         }
         let missing = waited.seen.missing(ids);
         Err(Failure(format!(
-            "{} of {} {what} answered 200 never appeared in the observe file {} within {} \
-             (first missing: {}): PassFort drops a webhook from its queue once answered 200, so \
-             an acknowledged webhook that is not processed is lost (spec §3, §4)",
+            "{} of {} {what} answered 200 never appeared in the observe file (first missing: \
+             {}): {}; PassFort drops a webhook from its queue once answered 200, so an \
+             acknowledged webhook that is not processed is lost (spec §3, §4)",
             missing.len(),
             ids.len(),
-            observer.path().display(),
-            humantime::format_duration(self.limits.observe_deadline),
             missing.first().copied().unwrap_or_default(),
+            self.not_seen(observer, &waited),
         )))
+    }
+
+    /// Why a wait ended without the ids, for a failure reason.
+    fn not_seen(&self, observer: &Observer, waited: &Waited) -> String {
+        let file = observer.path().display();
+        let patience = self.limits.observe;
+        match waited.ended {
+            Ended::Quiet => format!(
+                "the target processed nothing new for {} (it appended nothing to the observe \
+                 file {file}; --observe-quiet), so it was given up on after {}",
+                humantime::format_duration(patience.quiet),
+                millis(waited.waited)
+            ),
+            Ended::TimedOut | Ended::Complete => format!(
+                "it was still missing from the observe file {file} after {} \
+                 (--observe-timeout), although the target kept processing other webhooks",
+                humantime::format_duration(patience.timeout)
+            ),
+        }
     }
 }
 
@@ -291,9 +318,14 @@ pub fn not_200_reason(delivery: &Delivery, what: &str) -> String {
              with back-off, stalling the queue (spec §1, §4)",
             delivery.describe()
         ),
-        Delivery::NoAnswer { .. } | Delivery::Unreachable { .. } => {
-            format!("{what}: {}", delivery.describe())
-        }
+        Delivery::NoAnswer { limit } => format!(
+            "{what}: no answer within {}, PassFort's limit (5 s for a batch, 10 s for a single \
+             webhook); PassFort counts a late answer as a failed delivery and sends the webhook \
+             again with back-off, holding back every webhook queued behind it (spec §1, §4): \
+             answer 200 as soon as the webhook is stored and process it afterwards",
+            millis(*limit)
+        ),
+        Delivery::Unreachable { .. } => format!("{what}: {}", delivery.describe()),
     }
 }
 

@@ -31,7 +31,7 @@ impl Scenario for AnswersExactly200 {
         for (what, body) in &requests {
             let delivery = ctx
                 .target
-                .post(body, Bearer::Right, ctx.limits.patience)
+                .post(body, Bearer::Right, ctx.limit_for(body))
                 .await;
             ctx.progress.inc(1);
             match delivery {

@@ -61,7 +61,7 @@ pub(crate) async fn must_reject(
     fix: &str,
 ) -> Checked {
     ctx.progress.set_length(2);
-    let delivery = ctx.target.post(body, bearer, ctx.limits.patience).await;
+    let delivery = ctx.target.post(body, bearer, ctx.limits.refusal_wait).await;
     ctx.progress.inc(1);
     let status = match &delivery {
         Delivery::Answered { status: 200, .. } => {

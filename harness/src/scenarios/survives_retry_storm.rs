@@ -141,29 +141,46 @@ impl Scenario for SurvivesRetryStorm {
 }
 
 impl SurvivesRetryStorm {
-    /// Runs the engine until its queue is empty, failing when it stalls or takes too long.
+    /// Runs the engine until its queue is empty, failing at the target's first failed attempt
+    /// (or when the storm takes too long).
+    ///
+    /// The storm's own faults (lost answers, refused connections) are PassFort's weather and are
+    /// retried; an attempt that fails without one of them is the target's own doing: a non-200,
+    /// a late answer, a broken connection. PassFort would back off from it for 30 s and more
+    /// (spec §4), so that first one is decisive and the storm stops there instead of playing out
+    /// the rest of its webhooks.
     async fn drain(&self, ctx: &Context, engine: &Engine) -> Result<(), Failure> {
         let stall_after = ctx.limits.storm_stall_after.max(1);
         let mut failures_in_a_row = 0u32;
+        let mut target_failed = false;
         let progress = ctx.progress.clone();
         let run =
             engine.run_until_empty_or_break(Duration::from_secs(30 * 86_400), |attempt, engine| {
                 if attempt.outcome.is_delivered() {
                     failures_in_a_row = 0;
                     progress.set_position(engine.status().delivered);
-                } else {
-                    failures_in_a_row += 1;
-                    if failures_in_a_row >= stall_after {
-                        return ControlFlow::Break(());
-                    }
+                    return ControlFlow::Continue(());
+                }
+                if !injected(attempt) {
+                    target_failed = true;
+                    return ControlFlow::Break(());
+                }
+                failures_in_a_row += 1;
+                if failures_in_a_row >= stall_after {
+                    return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             });
-        match passfort_clock::timeout(ctx.target.clock(), ctx.limits.storm_deadline, run).await {
+        let ended = passfort_clock::timeout(ctx.target.clock(), ctx.limits.storm_deadline, run).await;
+        match ended {
             Ok(ControlFlow::Continue(RunOutcome::Emptied)) => Ok(()),
             Ok(ControlFlow::Continue(RunOutcome::GaveUp)) => {
                 Err(self.stuck(engine, "the simulator gave up after 30 simulated days"))
             }
+            Ok(ControlFlow::Break(())) if target_failed => Err(self.stuck(
+                engine,
+                "an attempt failed through the target's own doing, not the storm's",
+            )),
             Ok(ControlFlow::Break(())) => {
                 Err(self.stuck(engine, &format!("{stall_after} attempts in a row failed")))
             }
@@ -211,6 +228,17 @@ impl SurvivesRetryStorm {
             status.delivered, status.enqueued
         ))
     }
+}
+
+/// Whether `attempt` failed only because of the fault the storm put on it: its answer lost, or
+/// its connection refused, by plan.
+fn injected(attempt: &Attempt) -> bool {
+    let fault = fault_for_attempt(attempt.seq.saturating_sub(1));
+    matches!(
+        (fault, attempt.outcome),
+        (Fault::DropAnswer, passfort_sender_sim::Outcome::Dropped)
+            | (Fault::Refuse, passfort_sender_sim::Outcome::Refused)
+    )
 }
 
 /// The fault the storm puts on the `attempt`-th request (0-based): every fourth answer is lost
