@@ -247,7 +247,11 @@ impl Observer {
     /// Waits until every id of `ids` was processed, the target shows no progress for
     /// `patience.quiet`, or `patience.timeout` passes, all on the clock; returns what was seen
     /// and why the wait ended.
-    pub async fn wait_for(&self, ids: &[String], patience: Patience) -> Result<Waited, ObserveError> {
+    pub async fn wait_for(
+        &self,
+        ids: &[String],
+        patience: Patience,
+    ) -> Result<Waited, ObserveError> {
         let started = self.clock.now();
         let give_up = passfort_clock::after(started, patience.timeout);
         loop {
@@ -262,7 +266,9 @@ impl Observer {
                 // Quiet since the later of the wait's start and the last new record: what was
                 // just sent gets the whole quiet period, and a target still working through
                 // earlier webhooks keeps the wait alive.
-                let since = self.last_progress().map_or(started, |last| last.max(started));
+                let since = self
+                    .last_progress()
+                    .map_or(started, |last| last.max(started));
                 (now >= passfort_clock::after(since, patience.quiet)).then_some(Ended::Quiet)
             };
             if let Some(ended) = ended {
@@ -463,6 +469,10 @@ mod tests {
         })
         .await;
         assert!(waited.complete(), "{:?}", waited.ended);
-        assert!(waited.waited < Duration::from_secs(5), "{:?}", waited.waited);
+        assert!(
+            waited.waited < Duration::from_secs(5),
+            "{:?}",
+            waited.waited
+        );
     }
 }

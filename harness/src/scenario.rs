@@ -35,6 +35,8 @@ pub struct Limits {
     /// How long to wait for expected ids to appear in the observe file, and when a target that
     /// shows no progress is given up on.
     pub observe: Patience,
+    /// How long `accepts-slow-upload`'s body takes to arrive: well inside the batched limit.
+    pub slow_upload: Duration,
     /// How many requests `ack-latency` times.
     pub latency_requests: usize,
     /// How many webhooks `survives-retry-storm` sends.
@@ -57,6 +59,7 @@ impl Default for Limits {
             warn_above: Duration::from_secs(1),
             refusal_wait: Duration::from_secs(30),
             observe: Patience::default(),
+            slow_upload: Duration::from_secs(3),
             latency_requests: 200,
             storm_webhooks: 1_000,
             storm_time_scale: 10_000,

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use futures::StreamExt;
 use passfort_clock::SharedClock;
 use serde_json::Value;
 
@@ -68,7 +69,8 @@ pub enum Delivery {
         /// How long the answer took.
         elapsed: Duration,
     },
-    /// No answer within the time the caller allowed; PassFort counts such an attempt as failed.
+    /// No answer within the time the caller allowed (or one that was there only after it);
+    /// PassFort counts such an attempt as failed.
     NoAnswer {
         /// The time that was allowed.
         limit: Duration,
@@ -213,19 +215,44 @@ impl Target {
     /// POSTs `body` (one webhook or a batch) with the given `Authorization`, waiting at most
     /// `limit` for the answer.
     pub async fn post(&self, body: &Value, bearer: Bearer, limit: Duration) -> Delivery {
-        let bytes = match serde_json::to_vec(body) {
-            Ok(bytes) => bytes,
+        self.upload(body, bearer, limit, Upload::Whole).await
+    }
+
+    /// POSTs `body` sent the way `upload` says, waiting at most `limit` (from the first byte
+    /// sent) for the answer.
+    pub async fn upload(
+        &self,
+        body: &Value,
+        bearer: Bearer,
+        limit: Duration,
+        upload: Upload,
+    ) -> Delivery {
+        let bytes = match serde_json::to_vec(&InPassFortOrder(body)) {
+            Ok(bytes) => bytes::Bytes::from(bytes),
             Err(error) => {
                 return Delivery::Unreachable {
                     reason: format!("cannot encode the body: {error}"),
                 }
             }
         };
+        let length = bytes.len();
+        let body = match upload {
+            Upload::Whole => reqwest::Body::from(bytes),
+            Upload::Trickle { over, pieces } => {
+                reqwest::Body::wrap_stream(trickle(bytes, over, pieces, self.clock.clone()))
+            }
+            Upload::HangUpHalfway => {
+                reqwest::Body::wrap_stream(hang_up_halfway(bytes, self.clock.clone()))
+            }
+        };
         let mut request = self
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(bytes);
+            // Announced up front, as for any body PassFort sends: the receiver knows how much
+            // is to come even when it comes slowly, or never.
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(body);
         match bearer {
             Bearer::Right => request = request.bearer_auth(self.secret.expose()),
             Bearer::Wrong => request = request.bearer_auth(self.secret.wrong()),
@@ -233,20 +260,118 @@ impl Target {
         }
         let started = self.clock.now();
         match passfort_clock::timeout(&self.clock, limit, request.send()).await {
-            Ok(Ok(response)) => Delivery::Answered {
-                status: response.status().as_u16(),
-                elapsed: self
+            Ok(Ok(response)) => {
+                let elapsed = self
                     .clock
                     .now()
                     .duration_since(started)
-                    .unwrap_or(Duration::ZERO),
-            },
+                    .unwrap_or(Duration::ZERO);
+                // An answer that was ready only after the limit (the harness was not scheduled
+                // in between) is as late as one that never came: PassFort's timer does not wait
+                // for anyone.
+                if elapsed > limit {
+                    return Delivery::NoAnswer { limit };
+                }
+                Delivery::Answered {
+                    status: response.status().as_u16(),
+                    elapsed,
+                }
+            }
             Ok(Err(error)) => Delivery::Unreachable {
                 reason: describe_transport_error(&error, self.url.as_str()),
             },
             Err(_) => Delivery::NoAnswer { limit },
         }
     }
+}
+
+/// The envelope's fields in the order PassFort writes them (spec §2): `id` first, `data` last.
+const ENVELOPE_ORDER: [&str; 5] = ["id", "event", "secret", "timestamp", "data"];
+
+/// A body serialised with each envelope's fields in PassFort's order (any others after them),
+/// whatever the order of the `Value`'s map: a receiver reading a body as it arrives meets the
+/// `id` first, as it would from PassFort.
+struct InPassFortOrder<'a>(&'a Value);
+
+impl serde::Serialize for InPassFortOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => serializer.collect_seq(items.iter().map(InPassFortOrder)),
+            Value::Object(fields) => serializer.collect_map(
+                ENVELOPE_ORDER
+                    .iter()
+                    .filter_map(|key| fields.get_key_value(*key))
+                    .chain(
+                        fields
+                            .iter()
+                            .filter(|(key, _)| !ENVELOPE_ORDER.contains(&key.as_str())),
+                    ),
+            ),
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+/// How a request's body travels to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// All at once, as PassFort sends it on a good network.
+    Whole,
+    /// In `pieces` equal pieces, one at the start and the rest spread evenly over `over` on the
+    /// clock: a slow or congested network between PassFort and the target.
+    Trickle {
+        /// How long the body takes to arrive.
+        over: Duration,
+        /// How many pieces it comes in.
+        pieces: usize,
+    },
+    /// The first half of the body, then the connection is dropped: the sender went away (a
+    /// deploy, a network cut) and will send the whole webhook again later.
+    HangUpHalfway,
+}
+
+/// How long the first half stays on the wire before the hang-up, so that it reaches the target
+/// rather than dying in a buffer with the connection.
+const BEFORE_HANGING_UP: Duration = Duration::from_millis(200);
+
+fn trickle(
+    bytes: bytes::Bytes,
+    over: Duration,
+    pieces: usize,
+    clock: SharedClock,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    let pieces = pieces.clamp(1, bytes.len().max(1));
+    let size = bytes.len().div_ceil(pieces).max(1);
+    let gap = over / u32::try_from(pieces.saturating_sub(1).max(1)).unwrap_or(u32::MAX);
+    let chunks: Vec<bytes::Bytes> = (0..bytes.len())
+        .step_by(size)
+        .map(|start| bytes.slice(start..(start + size).min(bytes.len())))
+        .collect();
+    futures::stream::iter(chunks.into_iter().enumerate()).then(move |(n, chunk)| {
+        let clock = clock.clone();
+        async move {
+            if n > 0 {
+                clock.sleep(gap).await;
+            }
+            Ok(chunk)
+        }
+    })
+}
+
+fn hang_up_halfway(
+    bytes: bytes::Bytes,
+    clock: SharedClock,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    let half = bytes.slice(..bytes.len() / 2);
+    let first = futures::stream::once(async move { Ok(half) });
+    let hang_up = futures::stream::once(async move {
+        clock.sleep(BEFORE_HANGING_UP).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the harness hung up halfway through the body, on purpose",
+        ))
+    });
+    first.chain(hang_up)
 }
 
 fn describe_transport_error(error: &reqwest::Error, url: &str) -> String {
@@ -297,6 +422,21 @@ mod tests {
             Target::new("not a url", secret, clock),
             Err(TargetError::NotAUrl { .. })
         ));
+    }
+
+    #[test]
+    fn bodies_carry_the_envelope_fields_in_passfort_order() {
+        let webhook = serde_json::json!({
+            "data": {"b": 1, "a": 2}, "timestamp": 1, "secret": "s", "event": "E", "id": "x",
+            "extra": true
+        });
+        let text = serde_json::to_string(&InPassFortOrder(&webhook)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"x","event":"E","secret":"s","timestamp":1,"data":{"a":2,"b":1},"extra":true}"#
+        );
+        let batch = serde_json::to_string(&InPassFortOrder(&Value::Array(vec![webhook]))).unwrap();
+        assert!(batch.starts_with(r#"[{"id":"x","#), "{batch}");
     }
 
     #[test]

@@ -35,6 +35,10 @@ fn list_names_every_scenario_with_its_spec_section() {
     for id in passfort_harness::scenarios::ids() {
         assert!(stdout.lines().any(|l| l.starts_with(id)), "{id}\n{stdout}");
     }
+    // Ids published by issue 15, a contract like every other id.
+    for id in ["survives-disconnect-mid-body", "accepts-slow-upload"] {
+        assert!(stdout.lines().any(|l| l == id), "{id}\n{stdout}");
+    }
     assert!(stdout.contains('§'));
 }
 

@@ -14,7 +14,10 @@
 //! 3. The store stages the request in one transaction, on a separate task (a dropped connection
 //!    cannot cut a commit in half), with a deadline on the receiver's [`Clock`]: the batch
 //!    deadline (default 2 s) for an array, the single deadline (default 4 s) for one object,
-//!    both counted from the moment the request arrived. If staging fails or the deadline passes
+//!    both counted from the moment the request arrived. A body that was slow to arrive (a
+//!    congested network) moves the deadline to that much after it was whole, but never past
+//!    PassFort's own limit (5 s, 10 s) from the request's arrival: a slow upload PassFort still
+//!    waits for is stored, not refused. If staging fails or the deadline passes
 //!    first, the transaction is rolled back and the answer is 503. Only then is it committed;
 //!    the answer is 200 once the commit is on disk. Once the commit has started it is never
 //!    abandoned, so there is no stored-but-unacknowledged request either way.
@@ -373,8 +376,7 @@ impl Receiver {
             Shape::Single => inner.single_deadline,
         };
         let received = verified.len();
-        // A deadline too far to be a time (e.g. `--single-deadline 300000000000y`) is no deadline.
-        let deadline = arrived.checked_add(budget);
+        let deadline = store_deadline(arrived, inner.clock.now(), budget, verified.shape());
         let store = inner.store.clone();
         let clock = inner.clock.clone();
         // On its own task: a client that hangs up cannot cancel a commit half-way, and graceful
@@ -460,6 +462,32 @@ impl Receiver {
     }
 }
 
+/// PassFort's answer limit for a body of `shape` (spec §1).
+fn passfort_limit(shape: Shape) -> Duration {
+    match shape {
+        Shape::Array => Duration::from_secs(5),
+        Shape::Single => Duration::from_secs(10),
+    }
+}
+
+/// When staging must be done: `budget` after the request `arrived`, or, for a body still
+/// arriving after that, `budget` after it was whole (`read`) but no later than PassFort's own
+/// limit from the arrival, past which PassFort has given up and will redeliver anyway. `None`
+/// for a budget too far to be a time (e.g. `--single-deadline 300000000000y`): no deadline.
+fn store_deadline(
+    arrived: SystemTime,
+    read: SystemTime,
+    budget: Duration,
+    shape: Shape,
+) -> Option<SystemTime> {
+    let from_arrival = arrived.checked_add(budget)?;
+    let after_upload = read
+        .checked_add(budget)
+        .unwrap_or(from_arrival)
+        .min(passfort_clock::after(arrived, passfort_limit(shape)));
+    Some(from_arrival.max(after_upload))
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
@@ -527,5 +555,51 @@ async fn status(State(receiver): State<Receiver>) -> Response {
             tracing::warn!(error = %e, "status: store unavailable");
             error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_body_moves_the_store_deadline_but_never_past_passforts_limit() {
+        let arrived = SystemTime::UNIX_EPOCH + Duration::from_secs(1_643_813_829);
+        let at = |secs: f64| arrived + Duration::from_secs_f64(secs);
+        let budget = DEFAULT_BATCH_DEADLINE;
+        // A body read at once: the budget from the arrival, as before.
+        assert_eq!(
+            store_deadline(arrived, arrived, budget, Shape::Array),
+            Some(at(2.0))
+        );
+        // Read after 1 s: the budget from there.
+        assert_eq!(
+            store_deadline(arrived, at(1.0), budget, Shape::Array),
+            Some(at(3.0))
+        );
+        // Read after 3 s (PassFort still waiting until 5 s): until PassFort's 5 s, not 2 s.
+        assert_eq!(
+            store_deadline(arrived, at(3.0), budget, Shape::Array),
+            Some(at(5.0))
+        );
+        // Read after PassFort gave up: the deadline has passed already.
+        assert_eq!(
+            store_deadline(arrived, at(6.0), budget, Shape::Array),
+            Some(at(5.0))
+        );
+        // A single webhook's limit is 10 s.
+        assert_eq!(
+            store_deadline(arrived, at(8.0), DEFAULT_SINGLE_DEADLINE, Shape::Single),
+            Some(at(10.0))
+        );
+        // A budget longer than PassFort's limit is the operator's choice, and kept.
+        assert_eq!(
+            store_deadline(arrived, at(3.0), Duration::from_secs(30), Shape::Array),
+            Some(at(30.0))
+        );
+        assert_eq!(
+            store_deadline(arrived, arrived, Duration::MAX, Shape::Array),
+            None
+        );
     }
 }

@@ -422,6 +422,61 @@ async fn a_batch_missing_its_deadline_is_503_and_rolled_back() {
     assert_eq!(stored(&inner).await, ids(&[single]));
 }
 
+/// A body that takes 3 s of (virtual) time to arrive, inside PassFort's 5 s batched limit, is
+/// stored and answered 200: the 2 s store deadline counts from when the body was whole, up to
+/// PassFort's own limit. (Counted from the arrival alone, the deadline had passed before the
+/// body was even read, and a slow network turned every batch into a 503.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_whose_body_arrives_slowly_within_passforts_limit_is_stored() {
+    use futures::StreamExt;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = sqlite_in(dir.path(), "slow-upload").await;
+    let clock = VirtualClock::new();
+    let receiver = Receiver::builder()
+        .secrets(SecretSet::single(testing::SECRET).unwrap())
+        .shared_store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let hooks = batch(100);
+    let body = testing::batch_body(&hooks).to_string().into_bytes();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let (chunks, receiving) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let (reading_on, read_first) = tokio::sync::oneshot::channel::<()>();
+    // The body stream says when it is asked for its second piece: the handler has the first
+    // half and is waiting for the rest.
+    let stream = futures::stream::unfold(
+        (receiving, Some(reading_on), 0),
+        |(mut receiving, mut reading_on, polled)| async move {
+            if polled == 1 {
+                if let Some(signal) = reading_on.take() {
+                    let _ = signal.send(());
+                }
+            }
+            let chunk = receiving.recv().await?;
+            Some((chunk, (receiving, reading_on, polled + 1)))
+        },
+    )
+    .boxed();
+    let request = axum::http::Request::post(PATH)
+        .header("authorization", format!("Bearer {}", testing::SECRET))
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap();
+    chunks.send(Ok(first.to_vec())).await.unwrap();
+    let answer = tokio::spawn(receiver.router().oneshot(request));
+    read_first.await.unwrap();
+    clock.advance(Duration::from_secs(3));
+    chunks.send(Ok(rest.to_vec())).await.unwrap();
+    drop(chunks);
+    let response = answer.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(stored(&store).await, ids(&hooks));
+}
+
 #[tokio::test]
 async fn staging_that_finishes_past_the_deadline_is_rolled_back_not_committed() {
     let dir = tempfile::tempdir().unwrap();

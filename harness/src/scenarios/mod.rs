@@ -31,6 +31,8 @@ scenarios! {
     order_preserved::OrderPreserved,
     survives_retry_storm::SurvivesRetryStorm,
     secret_not_forwarded::SecretNotForwarded,
+    survives_disconnect_mid_body::SurvivesDisconnectMidBody,
+    accepts_slow_upload::AcceptsSlowUpload,
 }
 
 /// The ids of every scenario, in the order they run.

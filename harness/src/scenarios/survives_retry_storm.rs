@@ -171,7 +171,8 @@ impl SurvivesRetryStorm {
                 }
                 ControlFlow::Continue(())
             });
-        let ended = passfort_clock::timeout(ctx.target.clock(), ctx.limits.storm_deadline, run).await;
+        let ended =
+            passfort_clock::timeout(ctx.target.clock(), ctx.limits.storm_deadline, run).await;
         match ended {
             Ok(ControlFlow::Continue(RunOutcome::Emptied)) => Ok(()),
             Ok(ControlFlow::Continue(RunOutcome::GaveUp)) => {

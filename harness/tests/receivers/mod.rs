@@ -9,14 +9,16 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use passfort_sender_sim::EventType;
+use futures::StreamExt;
+use passfort_clock::{Clock, Sleep};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
@@ -45,6 +47,18 @@ pub enum Flaw {
     Reorders,
     /// Hands on (writes to the observe file) the whole webhook, `secret` included.
     ForwardsSecret,
+    /// Stores and processes a single (unbatched) webhook, then takes this long before answering.
+    SlowOnSingles(Duration),
+    /// Answers 200 to every authentic request and never processes anything.
+    NeverProcesses,
+    /// Loses one webhook in this many: answers 200 for it, remembers its id, never processes it.
+    LosesOneIn(usize),
+    /// Deduplicates on the `id` found while the body is still arriving, before the webhook is
+    /// whole, so a request cut off halfway makes the whole webhook sent next look like a
+    /// redelivery that is skipped.
+    RemembersCutRequests,
+    /// Gives up on a body that has not fully arrived after this long, answering 408.
+    BodyReadTimeout(Duration),
 }
 
 struct App {
@@ -54,6 +68,9 @@ struct App {
 
 struct Processed {
     seen: HashSet<String>,
+    /// Ids whose request began to arrive ([`Flaw::RemembersCutRequests`]).
+    arrived: HashSet<String>,
+    fresh: usize,
     file: std::fs::File,
 }
 
@@ -86,6 +103,8 @@ pub async fn start(flaw: Flaw) -> Receiver {
         flaw,
         processed: Mutex::new(Processed {
             seen: HashSet::new(),
+            arrived: HashSet::new(),
+            fresh: 0,
             file,
         }),
     });
@@ -111,7 +130,58 @@ fn secret_matches(candidate: &str) -> bool {
     candidate.as_bytes().ct_eq(SECRET.as_bytes()).into()
 }
 
-async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// The body, read as the flaw says; `Err` is the answer when it cannot be read.
+async fn read_body(app: &App, body: Body) -> Result<Bytes, StatusCode> {
+    match app.flaw {
+        Flaw::BodyReadTimeout(limit) => {
+            match tokio::time::timeout(limit, axum::body::to_bytes(body, usize::MAX)).await {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
+                Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+            }
+        }
+        Flaw::RemembersCutRequests => {
+            let mut stream = body.into_data_stream();
+            let mut read = Vec::new();
+            let mut remembered = false;
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else {
+                    return Err(StatusCode::BAD_REQUEST);
+                };
+                read.extend_from_slice(&chunk);
+                if !remembered {
+                    // The flaw: deduplicating on the id's arrival, before the webhook is whole, let
+                    // alone stored: an id that arrived before counts as done.
+                    if let Some(id) = id_in_partial_json(&read) {
+                        let mut processed = app.processed.lock().unwrap();
+                        if !processed.arrived.insert(id.clone()) {
+                            processed.seen.insert(id);
+                        }
+                        remembered = true;
+                    }
+                }
+            }
+            Ok(Bytes::from(read))
+        }
+        _ => axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| StatusCode::BAD_REQUEST),
+    }
+}
+
+/// The value of the first `"id":"…"` in the bytes read so far.
+fn id_in_partial_json(read: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(read);
+    let start = text.find("\"id\":\"")? + "\"id\":\"".len();
+    let end = text[start..].find('"')? + start;
+    Some(text[start..end].to_owned())
+}
+
+async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> StatusCode {
+    let body = match read_body(&app, body).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
     if app.flaw == Flaw::Answers202EvenToForgeries {
         return answer_202_after_verifying(&app, &headers, &body);
     }
@@ -158,6 +228,15 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> S
             if !fresh && app.flaw != Flaw::ProcessesDuplicates {
                 continue;
             }
+            processed.fresh += 1;
+            if app.flaw == Flaw::NeverProcesses {
+                continue;
+            }
+            if let Flaw::LosesOneIn(n) = app.flaw {
+                if processed.fresh % n == 0 {
+                    continue;
+                }
+            }
             let line = if app.flaw == Flaw::ForwardsSecret {
                 webhook.clone()
             } else {
@@ -172,6 +251,11 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> S
             // The flaw itself: per-webhook work before answering, so a batch answers after
             // `per_webhook × len`, well past the small limit the test configures.
             tokio::time::sleep(per_webhook * webhooks.len() as u32).await;
+        }
+    }
+    if let Flaw::SlowOnSingles(wait) = app.flaw {
+        if !batched {
+            tokio::time::sleep(wait).await;
         }
     }
     if app.flaw == Flaw::Answers202 {
@@ -209,4 +293,35 @@ fn answer_202_after_verifying(app: &App, headers: &HeaderMap, body: &Bytes) -> S
         processed.file.flush().unwrap();
     }
     StatusCode::ACCEPTED
+}
+
+/// A [`Clock`] reading tokio's clock, which `start_paused` tests drive.
+#[derive(Debug)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+    origin_wall: SystemTime,
+}
+
+impl TokioClock {
+    /// A clock reading tokio's, starting at the simulator's usual instant.
+    pub fn new() -> Self {
+        Self {
+            origin: tokio::time::Instant::now(),
+            origin_wall: SystemTime::UNIX_EPOCH
+                + Duration::from_secs(passfort_clock::VirtualClock::DEFAULT_START_UNIX_SECS),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.origin_wall + self.origin.elapsed()
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> Sleep {
+        let wait = deadline
+            .duration_since(self.now())
+            .unwrap_or(Duration::ZERO);
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
