@@ -11,7 +11,7 @@ mod receivers;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use passfort_clock::Clock;
 use passfort_harness::{run, RunReport, Secret, Settings, Status};
