@@ -16,9 +16,9 @@ use axum::extract::State;
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use passfort_sender_sim::EventType;
 use futures::StreamExt;
 use passfort_clock::{Clock, Sleep};
+use passfort_sender_sim::EventType;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
