@@ -41,7 +41,12 @@ async fn http_sink_posts_the_json_without_authorization_and_needs_a_2xx() {
         .await;
     let hook = testing::product_status_changed();
     let sink: Sink = format!("http:{}/ok", server.uri()).parse().unwrap();
-    sink.open().unwrap().handle(&job(&hook)).await.unwrap();
+    sink.open()
+        .await
+        .unwrap()
+        .handle(&job(&hook))
+        .await
+        .unwrap();
     let failing = HttpSink::new(format!("{}/down", server.uri())).unwrap();
     let err = failing.handle(&job(&hook)).await.unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
@@ -110,9 +115,15 @@ async fn jsonl_sink_writes_one_line_per_webhook_and_never_the_same_last_one_twic
 async fn exec_sink_success_is_exit_zero() {
     let hook = testing::check_completed();
     let ok: Sink = "exec:cat > /dev/null".parse().unwrap();
-    ok.open().unwrap().handle(&job(&hook)).await.unwrap();
+    ok.open().await.unwrap().handle(&job(&hook)).await.unwrap();
     let failing: Sink = "exec:cat > /dev/null; exit 1".parse().unwrap();
-    assert!(failing.open().unwrap().handle(&job(&hook)).await.is_err());
+    assert!(failing
+        .open()
+        .await
+        .unwrap()
+        .handle(&job(&hook))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -133,7 +144,13 @@ async fn http_sink_credentials_never_reach_its_errors_or_its_name() {
         let shown = sink.to_string();
         assert!(!shown.contains("sink-password-123"), "{shown}");
         assert!(shown.contains("relay@"), "{shown}");
-        let err = sink.open().unwrap().handle(&job(&hook)).await.unwrap_err();
+        let err = sink
+            .open()
+            .await
+            .unwrap()
+            .handle(&job(&hook))
+            .await
+            .unwrap_err();
         let message = format!("{err} {err:?}");
         assert!(!message.contains("sink-password-123"), "{message}");
     }

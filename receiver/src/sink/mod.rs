@@ -9,6 +9,9 @@
 //! | `jsonl:PATH` | one JSON line per webhook appended to `PATH` | written and `fsync`ed |
 //! | `exec:COMMAND` | runs `sh -c COMMAND` per webhook with the JSON on stdin | exit status 0 |
 //! | `http:URL` | `POST`s the JSON to `URL` (`Content-Type: application/json`) | a 2xx answer |
+//! | `nats://[USER:PASS@]HOST:PORT/SUBJECT` | JetStream publish, `Nats-Msg-Id` = webhook id ([`nats`]) | the stream's PubAck (a duplicate too) |
+//! | `amqp://USER:PASS@HOST:PORT/VHOST?exchange=EX&routing_key=KEY` | RabbitMQ publish, persistent, mandatory, `message_id` = webhook id ([`amqp`]) | the broker's confirm |
+//! | `redis://[:PASS@]HOST:PORT/DB?stream=KEY` | `XADD` with the entry ID `<arrival position>-0` ([`redis`]) | Redis's answer, or its refusal of a repeat |
 //!
 //! No sink ever forwards PassFort's `Authorization` header or the secret: the `exec:` child
 //! does not even inherit `PASSFORT_WEBHOOK_SECRET*` from the environment.
@@ -18,15 +21,29 @@
 //! are handed on strictly in order, the only webhook that can be handed on again after a crash
 //! is the one whose line was written last, so the file holds every webhook exactly once.
 //!
+//! The broker sinks each sit behind their cargo feature (`nats`, `amqp`, `redis`; the binary's
+//! `cli` feature turns all three on). Their password comes from the URL or
+//! `PASSFORT_SINK_PASSWORD` and is never shown ([`broker_url`]). A broker that is down makes the
+//! handler fail, so the worker retries with its back-off; the answer to PassFort never waits for
+//! a broker. See `docs/brokers.md`.
+//!
 //! One file per sink. `http:` needs an HTTP client and so sits behind the `http-sink` feature
 //! (on by default); a build without it still parses `http:URL` and says which feature is missing
 //! when asked to open it. A new sink is one file here, one [`Sink`] variant, one arm in
 //! `Sink::from_str` and one in [`Sink::open`].
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
+#[cfg(any(feature = "nats", feature = "amqp", feature = "redis"))]
+pub mod broker_url;
 mod exec;
 #[cfg(feature = "http-sink")]
 mod http;
 mod jsonl;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod stdout;
 
 pub use exec::ExecSink;
@@ -41,8 +58,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// A built-in sink, as named on the command line (`--sink`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A built-in sink, as named on the command line (`--sink`). `Debug` and `Display` never show a
+/// password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Sink {
     /// `stdout`
     Stdout,
@@ -52,13 +70,25 @@ pub enum Sink {
     Exec(String),
     /// `http:URL` (a bare `http://…` or `https://…` URL is accepted too)
     Http(String),
+    /// `nats://[USER:PASS@]HOST:PORT/SUBJECT` (feature `nats`)
+    Nats(String),
+    /// `amqp://USER:PASS@HOST:PORT/VHOST?exchange=EX&routing_key=KEY` (feature `amqp`)
+    Amqp(String),
+    /// `redis://[:PASS@]HOST:PORT/DB?stream=KEY` (feature `redis`)
+    Redis(String),
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sink({self})")
+    }
 }
 
 /// Why a sink could not be named or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The `--sink` value is not one of the forms above.
-    #[error("unknown sink {0:?}: expected stdout, jsonl:PATH, exec:COMMAND or http:URL")]
+    #[error("unknown sink {0:?}: expected stdout, jsonl:PATH, exec:COMMAND, http:URL, nats://…, amqp://… or redis://…")]
     Unknown(String),
     /// The `jsonl:` file could not be opened or read.
     #[error("cannot open {path}: {source}")]
@@ -78,10 +108,42 @@ pub enum SinkError {
         "the {sink} sink needs the `{feature}` feature, which this build was compiled without"
     )]
     Disabled {
-        /// The sink's kind (`http`).
+        /// The sink's kind (`http`, `nats`, `amqp`, `redis`).
         sink: &'static str,
         /// The cargo feature that provides it.
         feature: &'static str,
+    },
+    /// A broker sink's URL is not of its form (shown without its password).
+    #[error("invalid sink URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, without its password.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The broker answered and refused at start: credentials, virtual host, key type…
+    #[error("sink {url} refused: {reason}")]
+    Refused {
+        /// The URL, without its password.
+        url: String,
+        /// Why (never containing the password).
+        reason: String,
+    },
+    /// No JetStream stream covers the `nats://` sink's subject.
+    #[error("sink {url}: no JetStream stream covers subject {subject:?}; create one (e.g. `nats stream add --subjects {subject}`) before starting")]
+    NoStream {
+        /// The URL, without its password.
+        url: String,
+        /// The subject.
+        subject: String,
+    },
+    /// The `amqp://` sink's exchange does not exist (the sink declares nothing).
+    #[error("sink {url}: exchange {exchange:?} does not exist; declare it (and bind a queue) before starting: the sink declares nothing")]
+    NoExchange {
+        /// The URL, without its password.
+        url: String,
+        /// The exchange.
+        exchange: String,
     },
 }
 
@@ -94,6 +156,9 @@ impl FromStr for Sink {
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             return Ok(Sink::Http(s.to_owned()));
+        }
+        if let Some(broker) = Self::broker(s)? {
+            return Ok(broker);
         }
         let (kind, rest) = s
             .split_once(':')
@@ -120,13 +185,17 @@ impl fmt::Display for Sink {
             Sink::Exec(command) => write!(f, "exec:{command}"),
             // A URL may carry credentials (`https://user:password@host/…`): never shown.
             Sink::Http(url) => write!(f, "http:{}", crate::store::display_url(url)),
+            Sink::Nats(url) | Sink::Amqp(url) | Sink::Redis(url) => {
+                f.write_str(&crate::store::display_url(url))
+            }
         }
     }
 }
 
 impl Sink {
-    /// Opens the sink as a [`Handler`].
-    pub fn open(&self) -> Result<Arc<dyn Handler>, SinkError> {
+    /// Opens the sink as a [`Handler`]. A broker sink connects and checks its stream, exchange
+    /// or key here, so that a wrong one stops `serve`/`work` at start with a one-line error.
+    pub async fn open(&self) -> Result<Arc<dyn Handler>, SinkError> {
         Ok(match self {
             Sink::Stdout => Arc::new(StdoutSink),
             Sink::Jsonl(path) => Arc::new(JsonlSink::open(path)?),
@@ -140,7 +209,60 @@ impl Sink {
                     feature: "http-sink",
                 })
             }
+            #[cfg(feature = "nats")]
+            Sink::Nats(url) => Arc::new(nats::NatsSink::connect(url).await?),
+            #[cfg(not(feature = "nats"))]
+            Sink::Nats(_) => return Err(broker_disabled("nats")),
+            #[cfg(feature = "amqp")]
+            Sink::Amqp(url) => Arc::new(amqp::AmqpSink::connect(url).await?),
+            #[cfg(not(feature = "amqp"))]
+            Sink::Amqp(_) => return Err(broker_disabled("amqp")),
+            #[cfg(feature = "redis")]
+            Sink::Redis(url) => Arc::new(redis::RedisSink::connect(url).await?),
+            #[cfg(not(feature = "redis"))]
+            Sink::Redis(_) => return Err(broker_disabled("redis")),
         })
+    }
+
+    /// A broker sink's URL checked against its form (without reading the environment or
+    /// connecting); `None` when `s` is no broker URL.
+    fn broker(s: &str) -> Result<Option<Sink>, SinkError> {
+        let Some((scheme, _)) = s.split_once("://") else {
+            return Ok(None);
+        };
+        match scheme {
+            #[cfg(feature = "nats")]
+            "nats" => {
+                nats::subject_of(&broker_url::BrokerUrl::parse_with(s, scheme, None)?)?;
+                Ok(Some(Sink::Nats(s.to_owned())))
+            }
+            #[cfg(feature = "amqp")]
+            "amqp" => {
+                amqp::target_of(&broker_url::BrokerUrl::parse_with(s, scheme, None)?)?;
+                Ok(Some(Sink::Amqp(s.to_owned())))
+            }
+            #[cfg(feature = "redis")]
+            "redis" => {
+                redis::target_of(&broker_url::BrokerUrl::parse_with(s, scheme, None)?)?;
+                Ok(Some(Sink::Redis(s.to_owned())))
+            }
+            #[cfg(not(feature = "nats"))]
+            "nats" => Err(broker_disabled("nats")),
+            #[cfg(not(feature = "amqp"))]
+            "amqp" => Err(broker_disabled("amqp")),
+            #[cfg(not(feature = "redis"))]
+            "redis" => Err(broker_disabled("redis")),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The error for a broker sink this build was compiled without: its feature has its name.
+#[allow(dead_code)] // every broker feature on: nothing is disabled
+fn broker_disabled(sink: &'static str) -> SinkError {
+    SinkError::Disabled {
+        sink,
+        feature: sink,
     }
 }
 

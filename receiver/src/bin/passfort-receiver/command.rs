@@ -147,7 +147,7 @@ where
 {
     let store = store::open_with(&config.database, config.ordering).await?;
     let handler = if config.worker {
-        Some(config.sink.open()?)
+        Some(config.sink.open().await?)
     } else {
         None
     };
@@ -217,7 +217,7 @@ where
     F: Future<Output = ()> + Send,
 {
     let store = store::open_with(&config.database, config.ordering).await?;
-    let handler = config.sink.open()?;
+    let handler = config.sink.open().await?;
     let worker = Worker::builder()
         .shared_store(store.clone())
         .handler(handler)
