@@ -24,6 +24,10 @@
 //! # }
 //! ```
 
+mod outage;
+
+pub use outage::TcpOutage;
+
 use crate::batch::{Batch, Verified};
 use crate::handler::{Handler, HandlerError, Job};
 use crate::store::{

@@ -12,7 +12,7 @@ mod postgres_support;
 use passfort_clock::VirtualClock;
 use passfort_receiver::store::{PostgresStore, SharedStore, StoreError};
 use passfort_receiver::testing::{self, WebhookBuilder};
-use postgres_support::{LiveReceiver, Outage, TestDatabase};
+use postgres_support::{LiveReceiver, TestDatabase};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -36,7 +36,7 @@ fn ids(hooks: &[WebhookBuilder]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_answers_503_and_recovers_by_itself() {
     let db = TestDatabase::create().await;
-    let outage = Outage::start().await;
+    let outage = postgres_support::outage().await;
     let via_proxy = db.url_via(outage.addr);
     let clock = VirtualClock::starting_at(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     let store = PostgresStore::open_with_connections(&via_proxy, Default::default(), 4)

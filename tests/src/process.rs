@@ -126,48 +126,14 @@ pub struct ReceiverProcess {
 impl ReceiverProcess {
     /// Starts `passfort-receiver serve` on ports 0 and waits for its readiness line.
     pub fn start(binary: &Path, options: &Options) -> Result<Self, ProcessError> {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--database", &options.database, "--sink", &options.sink])
             .args(&options.args)
-            .env("PASSFORT_WEBHOOK_SECRET", &options.secret)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io(format!("cannot start {}", binary.display())))?;
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = mpsc::channel::<String>();
-        let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
-            Box::new(
-                child
-                    .stdout
-                    .take()
-                    .ok_or_else(|| ProcessError::NotReady("no stdout pipe".into()))?,
-            ),
-            Box::new(
-                child
-                    .stderr
-                    .take()
-                    .ok_or_else(|| ProcessError::NotReady("no stderr pipe".into()))?,
-            ),
-        ];
-        for stream in streams {
-            let output = output.clone();
-            let ready_tx = ready_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if line.starts_with(READY_PREFIX) {
-                        let _ = ready_tx.send(line.clone());
-                    }
-                    output.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-                }
-            });
-        }
-        drop(ready_tx);
+            .env("PASSFORT_WEBHOOK_SECRET", &options.secret);
+        let (mut child, output, ready_rx) = spawn_reading(binary, command)?;
         let line = match ready_rx.recv_timeout(START_LIMIT) {
             Ok(line) => line,
             Err(_) => {
@@ -226,6 +192,133 @@ impl ReceiverProcess {
 }
 
 impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` (`RUST_LOG=debug`, stdout and stderr piped) and reads both streams, line by
+/// line, into a shared list; each readiness line (`passfort-receiver ready …`) is also sent on
+/// the channel.
+fn spawn_reading(
+    binary: &Path,
+    mut command: Command,
+) -> Result<(Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<String>), ProcessError> {
+    let mut child = command
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io(format!("cannot start {}", binary.display())))?;
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, ready_rx) = mpsc::channel::<String>();
+    let streams: Vec<Box<dyn std::io::Read + Send>> = vec![
+        Box::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| ProcessError::NotReady("no stdout pipe".into()))?,
+        ),
+        Box::new(
+            child
+                .stderr
+                .take()
+                .ok_or_else(|| ProcessError::NotReady("no stderr pipe".into()))?,
+        ),
+    ];
+    for stream in streams {
+        let output = output.clone();
+        let ready_tx = ready_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("passfort-receiver ready ") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                output.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+    }
+    Ok((child, output, ready_rx))
+}
+
+/// A running `passfort-receiver work`: a worker in its own process.
+pub struct WorkerProcess {
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    /// Starts `passfort-receiver work --database DATABASE --sink SINK ARGS…` with `env` added
+    /// to its environment. Does not wait for anything: a worker that refuses to start exits,
+    /// which [`WorkerProcess::wait`] reports.
+    pub fn start(
+        binary: &Path,
+        database: &str,
+        sink: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, ProcessError> {
+        let mut command = Command::new(binary);
+        command
+            .arg("work")
+            .args(["--database", database, "--sink", sink])
+            .args(args)
+            .envs(env.iter().copied());
+        let (child, output, _ready) = spawn_reading(binary, command)?;
+        Ok(Self { child, output })
+    }
+
+    /// Waits (polling, at most `limit`) for the process to exit, and returns its status; the
+    /// process is killed if it outlives `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Result<std::process::ExitStatus, ProcessError> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(io("cannot wait for the worker"))?
+            {
+                // The readers may still be draining the pipes: let them finish.
+                let drained = std::time::Instant::now();
+                while Arc::strong_count(&self.output) > 1
+                    && drained.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(ProcessError::NotReady(format!(
+                    "the worker did not exit within {limit:?}; output:\n{}",
+                    self.output().join("\n")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
+    pub fn kill(&mut self) -> Result<(), ProcessError> {
+        self.child.kill().map_err(io("cannot SIGKILL the worker"))?;
+        self.child.wait().map_err(io("cannot reap the worker"))?;
+        Ok(())
+    }
+
+    /// Every line the process wrote so far (stdout and stderr).
+    pub fn output(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -278,16 +278,17 @@ impl RedisSink {
             .split_once('-')
             .and_then(|(ms, _)| ms.parse::<u64>().ok())
             .ok_or_else(|| format!("stream {:?} has an unreadable last ID {top:?}", self.key))?;
-        // The top must be one of ours: `<position>-0` written by a receiver, or a late webhook
-        // after it. Anything else was added by another producer.
+        // The top must be one of ours: `<position>-0` written by a receiver (unless a consumer
+        // has deleted it since), or a late webhook after it. An entry there without our fields
+        // was added by another producer.
         let anchor = format!("{top_position}-0");
-        let ours = self
+        let foreign = self
             .range(&anchor, &anchor)
             .await?
             .ids
             .first()
-            .is_some_and(|e| holds(e).is_some() && e.contains_key("body"));
-        if !ours {
+            .is_some_and(|e| holds(e).is_none() || !e.contains_key("body"));
+        if foreign {
             return Err(format!(
                 "stream {:?} was last written by something other than passfort-receiver \
                  (last ID {top}): give this receiver a stream of its own",

@@ -113,69 +113,16 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A TCP proxy in front of the PostgreSQL server that a test can take down (every open
-/// connection is cut and new ones are closed at once, as while a server restarts or fails over)
-/// and bring back, without touching the server other tests use.
-#[derive(Clone)]
-pub struct Outage {
-    /// Where the proxy listens.
-    pub addr: std::net::SocketAddr,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    generation: tokio::sync::watch::Sender<u64>,
-}
-
-impl Outage {
-    /// Starts a proxy to the server, up.
-    pub async fn start() -> Self {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let upstream = server()
-            .rsplit_once('@')
-            .map(|(_, host)| host.to_owned())
-            .unwrap_or_else(|| "127.0.0.1:5432".to_owned());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = std::sync::Arc::new(AtomicBool::new(true));
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let outage = Self {
-            addr,
-            up: up.clone(),
-            generation: generation.clone(),
-        };
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !up.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut = generation.subscribe();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        outage
-    }
-
-    /// Cuts every connection and refuses new ones until [`Outage::end`].
-    pub fn begin(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    /// Lets connections through again.
-    pub fn end(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
+/// A TCP proxy in front of the PostgreSQL server that a test can take down and bring back,
+/// without touching the server other tests use.
+pub async fn outage() -> passfort_receiver::testing::TcpOutage {
+    let upstream = server()
+        .rsplit_once('@')
+        .map(|(_, host)| host.to_owned())
+        .unwrap_or_else(|| "127.0.0.1:5432".to_owned());
+    passfort_receiver::testing::TcpOutage::start(upstream)
+        .await
+        .unwrap()
 }
 
 /// A receiver served over loopback HTTP on `store`, and a worker with a recording handler on

@@ -101,8 +101,15 @@ enum Command {
         /// Webhook path.
         #[arg(long, default_value = DEFAULT_PATH)]
         path: String,
-        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND or http:URL.
-        #[arg(long, default_value = "stdout")]
+        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND, http:URL, nats://…, amqp://… or
+        /// redis://… (a broker's password: in PASSFORT_SINK_PASSWORD, or give the whole URL in
+        /// PASSFORT_SINK rather than on the command line).
+        #[arg(
+            long,
+            env = "PASSFORT_SINK",
+            hide_env_values = true,
+            default_value = "stdout"
+        )]
         sink: Sink,
         /// Only receive; run `passfort-receiver work` separately.
         #[arg(long)]
@@ -144,8 +151,15 @@ enum Command {
         /// Database URL.
         #[arg(long, default_value = DEFAULT_DATABASE)]
         database: String,
-        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND or http:URL.
-        #[arg(long, default_value = "stdout")]
+        /// Where webhooks go: stdout, jsonl:PATH, exec:COMMAND, http:URL, nats://…, amqp://… or
+        /// redis://… (a broker's password: in PASSFORT_SINK_PASSWORD, or give the whole URL in
+        /// PASSFORT_SINK rather than on the command line).
+        #[arg(
+            long,
+            env = "PASSFORT_SINK",
+            hide_env_values = true,
+            default_value = "stdout"
+        )]
         sink: Sink,
         /// How often to look for new webhooks.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
