@@ -198,13 +198,16 @@ impl Drop for ReceiverProcess {
     }
 }
 
+/// Every line a child process wrote (stdout and stderr), as its readers collect them.
+type Lines = Arc<Mutex<Vec<String>>>;
+
 /// Spawns `command` (`RUST_LOG=debug`, stdout and stderr piped) and reads both streams, line by
 /// line, into a shared list; each readiness line (`passfort-receiver ready …`) is also sent on
 /// the channel.
 fn spawn_reading(
     binary: &Path,
     mut command: Command,
-) -> Result<(Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<String>), ProcessError> {
+) -> Result<(Child, Lines, mpsc::Receiver<String>), ProcessError> {
     let mut child = command
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
@@ -247,7 +250,7 @@ fn spawn_reading(
 /// A running `passfort-receiver work`: a worker in its own process.
 pub struct WorkerProcess {
     child: Child,
-    output: Arc<Mutex<Vec<String>>>,
+    output: Lines,
 }
 
 impl WorkerProcess {
