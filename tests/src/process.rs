@@ -115,12 +115,11 @@ pub struct Options {
 
 /// A running `passfort-receiver serve`.
 pub struct ReceiverProcess {
-    child: Child,
+    process: Spawned,
     /// The public address (webhook path and `/healthz`).
     pub listen: SocketAddr,
     /// The admin address (`/metrics`, `/status`).
     pub admin: SocketAddr,
-    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl ReceiverProcess {
@@ -156,10 +155,9 @@ impl ReceiverProcess {
         let listen = field("listen=")?;
         let admin = field("admin=")?;
         Ok(Self {
-            child,
+            process: Spawned { child, output },
             listen,
             admin,
-            output,
         })
     }
 
@@ -175,15 +173,31 @@ impl ReceiverProcess {
 
     /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
     pub fn kill(&mut self) -> Result<(), ProcessError> {
-        self.child
-            .kill()
-            .map_err(io("cannot SIGKILL the receiver"))?;
-        self.child.wait().map_err(io("cannot reap the receiver"))?;
-        Ok(())
+        self.process.kill()
     }
 
     /// Every line the process wrote so far (stdout and stderr).
     pub fn output(&self) -> Vec<String> {
+        self.process.output()
+    }
+}
+
+/// A child process and the lines it wrote; killed when dropped.
+struct Spawned {
+    child: Child,
+    output: Lines,
+}
+
+impl Spawned {
+    fn kill(&mut self) -> Result<(), ProcessError> {
+        self.child
+            .kill()
+            .map_err(io("cannot SIGKILL the process"))?;
+        self.child.wait().map_err(io("cannot reap the process"))?;
+        Ok(())
+    }
+
+    fn output(&self) -> Vec<String> {
         self.output
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -191,7 +205,7 @@ impl ReceiverProcess {
     }
 }
 
-impl Drop for ReceiverProcess {
+impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -249,8 +263,7 @@ fn spawn_reading(
 
 /// A running `passfort-receiver work`: a worker in its own process.
 pub struct WorkerProcess {
-    child: Child,
-    output: Lines,
+    process: Spawned,
 }
 
 impl WorkerProcess {
@@ -271,7 +284,9 @@ impl WorkerProcess {
             .args(args)
             .envs(env.iter().copied());
         let (child, output, _ready) = spawn_reading(binary, command)?;
-        Ok(Self { child, output })
+        Ok(Self {
+            process: Spawned { child, output },
+        })
     }
 
     /// Waits (polling, at most `limit`) for the process to exit, and returns its status; the
@@ -280,13 +295,14 @@ impl WorkerProcess {
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = self
+                .process
                 .child
                 .try_wait()
                 .map_err(io("cannot wait for the worker"))?
             {
                 // The readers may still be draining the pipes: let them finish.
                 let drained = std::time::Instant::now();
-                while Arc::strong_count(&self.output) > 1
+                while Arc::strong_count(&self.process.output) > 1
                     && drained.elapsed() < Duration::from_secs(5)
                 {
                     std::thread::sleep(Duration::from_millis(5));
@@ -294,8 +310,7 @@ impl WorkerProcess {
                 return Ok(status);
             }
             if started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = self.process.kill();
                 return Err(ProcessError::NotReady(format!(
                     "the worker did not exit within {limit:?}; output:\n{}",
                     self.output().join("\n")
@@ -307,23 +322,11 @@ impl WorkerProcess {
 
     /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
     pub fn kill(&mut self) -> Result<(), ProcessError> {
-        self.child.kill().map_err(io("cannot SIGKILL the worker"))?;
-        self.child.wait().map_err(io("cannot reap the worker"))?;
-        Ok(())
+        self.process.kill()
     }
 
     /// Every line the process wrote so far (stdout and stderr).
     pub fn output(&self) -> Vec<String> {
-        self.output
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.output()
     }
 }

@@ -186,24 +186,14 @@ async fn amqp_password_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_refuses_to_start_when_the_exchange_is_missing() {
     reachable("RabbitMQ", &server(), "rabbitmq-server -detached").await;
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/r.db", dir.path().display());
     let missing = unique_name();
-    let sink = format!(
+    let error = refused_at_start(&format!(
         "amqp://guest:guest@{}/%2f?exchange={missing}&routing_key=x",
         server()
-    );
-    let binary = process::receiver_binary().unwrap();
-    let mut worker = WorkerProcess::start(&binary, &database, &sink, &[], &[]).unwrap();
-    let status = worker.wait(PATIENCE).unwrap();
-    assert!(!status.success());
-    let output = worker.output();
-    let errors: Vec<&String> = output.iter().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{output:?}");
+    ));
     assert!(
-        errors[0].contains(&missing) && errors[0].contains("does not exist"),
-        "{}",
-        errors[0]
+        error.contains(&missing) && error.contains("does not exist"),
+        "{error}"
     );
     let (_connection, channel) = channel().await;
     let declared = channel

@@ -43,6 +43,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tower::ServiceExt;
 
 /// Upper bound on any wait for a real process or a real broker.
 pub const PATIENCE: Duration = Duration::from_secs(90);
@@ -184,17 +185,19 @@ pub fn assert_published(published: &[Published], sent: &[String], repeats_allowe
     repeats
 }
 
-/// Polls `ready` (at most [`PATIENCE`]); panics with `what` if it never holds.
-pub async fn eventually<F, Fut>(what: &str, mut ready: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Runs `passfort-receiver work --sink SINK`, which must refuse to start: returns its one
+/// `error: …` line.
+pub fn refused_at_start(sink: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/r.db", dir.path().display());
+    let binary = process::receiver_binary().unwrap();
+    let mut worker = WorkerProcess::start(&binary, &database, sink, &[], &[]).unwrap();
+    let status = worker.wait(PATIENCE).unwrap();
+    let output = worker.output();
+    assert!(!status.success(), "it started: {output:?}");
+    let errors: Vec<&String> = output.iter().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {output:?}");
+    errors[0].clone()
 }
 
 const SIM_SECRET: &str = "broker-suite-shared-secret";
@@ -401,30 +404,15 @@ pub async fn broker_cut_mid_run_then_back<B: Broker>(broker: &B) {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}{}",
-        listener.local_addr().unwrap(),
-        receiver.path()
-    );
-    let router = receiver.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // PassFort's requests, answered by the receiver's router while the worker runs beside it.
     let post = |hooks: Vec<WebhookBuilder>| {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            client
-                .post(&url)
-                .header("authorization", format!("Bearer {}", testing::SECRET))
-                .header("content-type", "application/json")
-                .body(testing::batch_body(&hooks).to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let request = testing::signed_request(
+            receiver.path(),
+            &testing::batch_body(&hooks),
+            testing::SECRET,
+        );
+        let router = receiver.router();
+        async move { router.oneshot(request).await.unwrap().status().as_u16() }
     };
 
     let proxy = TcpOutage::start(broker.server()).await.unwrap();

@@ -144,20 +144,10 @@ async fn nats_password_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_refuses_to_start_when_no_stream_covers_the_subject() {
     let nats = Nats::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/r.db", dir.path().display());
     let subject = format!("{}.nobody", unique_name());
-    let sink = format!("nats://{}/{subject}", nats.server());
-    let binary = process::receiver_binary().unwrap();
-    let mut worker = WorkerProcess::start(&binary, &database, &sink, &[], &[]).unwrap();
-    let status = worker.wait(PATIENCE).unwrap();
-    assert!(!status.success());
-    let output = worker.output();
-    let errors: Vec<&String> = output.iter().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{output:?}");
+    let error = refused_at_start(&format!("nats://{}/{subject}", nats.server()));
     assert!(
-        errors[0].contains(&subject) && errors[0].contains("no JetStream stream covers"),
-        "{}",
-        errors[0]
+        error.contains(&subject) && error.contains("no JetStream stream covers"),
+        "{error}"
     );
 }
