@@ -5,7 +5,7 @@
 //! [`SINK_PASSWORD_ENV`] (so that it need not sit in a command line or a unit file). It never
 //! reaches a log line, an error, `/status` or the database: the URL is only ever shown through
 //! [`crate::store::display_url`], the broker clients are given the password apart from any URL
-//! they might echo, and every error a broker sink returns goes through [`BrokerUrl::scrub`].
+//! they might echo, and every error a broker sink returns goes through `BrokerUrl::scrub`.
 
 use super::SinkError;
 use std::fmt;
