@@ -395,7 +395,7 @@ pub async fn replay(config: ReplayConfig) -> Result<replay::ReplayReport, Comman
     let handler = if config.dry_run {
         None
     } else {
-        Some(config.sink.open()?)
+        Some(config.sink.open().await?)
     };
     let verb = if config.dry_run {
         "would replay"
