@@ -18,6 +18,7 @@
 //! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
 //! | `/metrics`, `/status` | [`metrics`], [`status`] |
 //! | who may post (IP allow-list, trusted proxies) | [`allow_list`] |
+//! | request time limit, idle time, connection cap | [`connection_limits`] |
 //! | bodies erased and ids forgotten on schedule | [`retention`] |
 //! | a range of stored webhooks handed on again | [`replay`] |
 //!
@@ -62,6 +63,7 @@
 
 pub mod allow_list;
 pub mod batch;
+pub mod connection_limits;
 pub mod event;
 pub mod handler;
 pub mod http;
@@ -83,6 +85,7 @@ pub mod worker;
 
 pub use allow_list::{AllowList, AllowListLayer, TrustedProxies};
 pub use batch::{Batch, Rejection, Shape, Verified};
+pub use connection_limits::ConnectionLimits;
 pub use event::Event;
 pub use handler::{handler_fn, Handler, HandlerError, HandlerFn, Job};
 pub use http::{Receiver, ReceiverBuilder};

@@ -7,9 +7,12 @@
 //! is committed), stop the worker after the webhook in hand, and return. Tests and embedding
 //! applications pass any future as the shutdown instead of [`signal`].
 
+use crate::connection_limits::{self, ConnectionLimits};
 use crate::worker::RunningWorker;
+use passfort_clock::{SharedClock, SystemClock};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +69,58 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
+/// The public address as [`serve_with_limits`] serves it.
+#[derive(Debug)]
+pub struct Public {
+    /// The bound listener.
+    pub listener: tokio::net::TcpListener,
+    /// The webhook path (and `/healthz`).
+    pub router: axum::Router,
+    /// What keeps the endpoint from being held open.
+    pub limits: ConnectionLimits,
+    /// The clock the limits are measured on (the receiver's).
+    pub clock: SharedClock,
+}
+
+/// [`serve_with_limits`] with the default [`ConnectionLimits`] on the system clock.
+pub async fn serve_until<F, R>(
+    name: &str,
+    public: (tokio::net::TcpListener, axum::Router),
+    admin: Option<(tokio::net::TcpListener, axum::Router)>,
+    worker: Option<RunningWorker>,
+    shutdown: F,
+    ready: R,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+    R: FnOnce(),
+{
+    let (listener, router) = public;
+    let public = Public {
+        listener,
+        router,
+        limits: ConnectionLimits::default(),
+        clock: Arc::new(SystemClock),
+    };
+    serve_with_limits(name, public, admin, worker, shutdown, ready).await
+}
+
 /// Serves `public` (and `admin`, if the process has a private address) on their bound
 /// listeners until `shutdown` completes; then stops accepting on both, lets the requests in
 /// flight finish (so every webhook answered 200 is committed), stops `worker` after the webhook
 /// in hand, logs `{name} stopped` and returns the first server error.
 ///
+/// The public address keeps its [`ConnectionLimits`] (see [`crate::connection_limits`]) and
+/// hands every request the client's address (the allow-list reads it); the admin address is
+/// private and served plainly.
+///
 /// `ready` runs once the shutdown is being watched and just before the servers start: it is
 /// where a binary prints its readiness line, so that a signal sent as soon as that line appears
 /// already stops the process gracefully. `passfort-receiver serve` and binaries that embed the
 /// receiver (the Salesforce relay) share this, so they stop the same way.
-pub async fn serve_until<F, R>(
+pub async fn serve_with_limits<F, R>(
     name: &str,
-    public: (tokio::net::TcpListener, axum::Router),
+    public: Public,
     admin: Option<(tokio::net::TcpListener, axum::Router)>,
     worker: Option<RunningWorker>,
     shutdown: F,
@@ -95,20 +138,20 @@ where
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let (listener, router) = public;
-    // The client's address reaches the handlers (the allow-list reads it).
-    let public_server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let public_server = connection_limits::serve(
+        public.listener,
+        public.router,
+        public.limits,
+        public.clock,
+        stopped(stop_rx.clone()),
+    );
     let admin_server = admin.map(|(listener, router)| {
         axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()))
     });
 
     ready();
 
-    let (public_result, admin_result) = tokio::join!(async { public_server.await }, async {
+    let (public_result, admin_result) = tokio::join!(public_server, async {
         match admin_server {
             Some(server) => server.await,
             None => Ok(()),

@@ -7,10 +7,11 @@
 
 use passfort_clock::{Clock, SystemClock};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
+use passfort_receiver::connection_limits::ConnectionLimits;
 use passfort_receiver::replay::{self, ReplayError};
 use passfort_receiver::retention::{self, Pruner, Retention, RetentionError};
 use passfort_receiver::secret::SecretSourceError;
-use passfort_receiver::serve::{bind, serve_until, ServeError};
+use passfort_receiver::serve::{bind, serve_with_limits, Public, ServeError};
 use passfort_receiver::sink::{Sink, SinkError};
 use passfort_receiver::status::Report;
 use passfort_receiver::store::{self, Ordering};
@@ -86,6 +87,8 @@ pub struct ServeConfig {
     pub allow_from: AllowList,
     /// Proxies whose forwarding headers name the client (`--trust-proxy`).
     pub trust_proxy: TrustedProxies,
+    /// Request time limit, idle time and connection cap of the public address.
+    pub limits: ConnectionLimits,
     /// How long processed webhooks keep their bodies and ids.
     pub retention: Retention,
     /// How often to prune (zero: never).
@@ -192,9 +195,14 @@ where
         config.prune_every,
     )
     .spawn();
-    let public = (public, receiver.router());
+    let public = Public {
+        listener: public,
+        router: receiver.router(),
+        limits: config.limits,
+        clock: receiver.clock(),
+    };
     let admin = Some((admin, receiver.admin_router()));
-    let served = serve_until("passfort-receiver", public, admin, worker, shutdown, || {
+    let served = serve_with_limits("passfort-receiver", public, admin, worker, shutdown, || {
         tracing::info!(
             listen = %public_addr, admin = %admin_addr, path = %config.path,
             database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,

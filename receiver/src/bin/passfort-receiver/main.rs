@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use command::{CommandError, ReplayConfig, ServeConfig, WorkConfig, DEFAULT_DATABASE};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
+use passfort_receiver::connection_limits::ConnectionLimits;
 use passfort_receiver::http::{DEFAULT_BODY_LIMIT, DEFAULT_PATH};
 use passfort_receiver::replay::{self, ReplayError};
 use passfort_receiver::retention::{Retention, RetentionError};
@@ -138,6 +139,17 @@ enum Command {
         /// headers name the client. Without it those headers are ignored.
         #[arg(long)]
         trust_proxy: Option<TrustedProxies>,
+        /// A request's headers and body must arrive within this, or the connection is closed
+        /// (PassFort's own limit is 10 s).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        request_timeout: Duration,
+        /// Close a keep-alive connection idle for this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        idle_timeout: Duration,
+        /// At most this many connections; at the cap a new one evicts the oldest whose request
+        /// is not complete, or is refused (503) when all are being answered.
+        #[arg(long, default_value_t = passfort_receiver::connection_limits::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
         #[command(flatten)]
         keep: KeepArgs,
         /// How often to erase and forget what is due (0: never; run `prune` yourself).
@@ -298,6 +310,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ordering,
             allow_from,
             trust_proxy,
+            request_timeout,
+            idle_timeout,
+            max_connections,
             keep,
             prune_every,
             retry,
@@ -318,6 +333,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ordering,
                 allow_from,
                 trust_proxy: trust_proxy.unwrap_or_default(),
+                limits: ConnectionLimits {
+                    request_time: request_timeout,
+                    idle_time: idle_timeout,
+                    max_connections,
+                },
                 retention: keep.retention()?,
                 prune_every,
             };
