@@ -2,7 +2,7 @@
 //!
 //! [`Receiver::router`] is an [`axum::Router`] serving the webhook path (default
 //! `/webhooks/passfort`) and `GET /healthz`; `nest` or `merge` it into any app, or use it
-//! directly as a `tower::Service`. [`Receiver::admin_router`] serves `GET /metrics` and
+//! directly as a `tower::Service`. [`Receiver::admin_router`] serves the admin page, `GET /metrics` and
 //! `GET /status`, meant for a separate, private address.
 //!
 //! # The answer, step by step
@@ -97,6 +97,7 @@ pub struct ReceiverBuilder {
     wakeup: Option<Wakeup>,
     allow_list: AllowList,
     trusted_proxies: TrustedProxies,
+    admin: crate::admin::Access,
 }
 
 impl ReceiverBuilder {
@@ -154,7 +155,8 @@ impl ReceiverBuilder {
         self
     }
 
-    /// Counters to record into (default: fresh ones, see [`Receiver::metrics`]).
+    /// Counters to record into (default: fresh ones on the receiver's clock, see
+    /// [`Receiver::metrics`]).
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -181,25 +183,36 @@ impl ReceiverBuilder {
         self
     }
 
+    /// The token that unlocks the actions of [`Receiver::admin_router`] (retry, drop, replay);
+    /// without one the admin page is read-only.
+    pub fn admin_token(mut self, token: crate::admin::AdminToken) -> Self {
+        self.admin = crate::admin::Access::Token(token);
+        self
+    }
+
     /// The receiver, or what is missing.
     pub fn build(self) -> Result<Receiver, ReceiverBuildError> {
         let path = self.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
         if !is_literal_path(&path) {
             return Err(ReceiverBuildError::BadPath(path));
         }
+        let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Ok(Receiver {
             inner: Arc::new(Inner {
                 secrets: self.secrets.ok_or(ReceiverBuildError::MissingSecrets)?,
                 store: self.store.ok_or(ReceiverBuildError::MissingStore)?,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                metrics: self
+                    .metrics
+                    .unwrap_or_else(|| Metrics::with_clock(clock.clone())),
+                clock,
                 body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
                 batch_deadline: self.batch_deadline.unwrap_or(DEFAULT_BATCH_DEADLINE),
                 single_deadline: self.single_deadline.unwrap_or(DEFAULT_SINGLE_DEADLINE),
                 path,
-                metrics: self.metrics.unwrap_or_default(),
                 wakeup: self.wakeup.unwrap_or_default(),
                 allow_list: self.allow_list,
                 trusted_proxies: self.trusted_proxies,
+                admin: self.admin,
             }),
         })
     }
@@ -228,6 +241,7 @@ struct Inner {
     wakeup: Wakeup,
     allow_list: AllowList,
     trusted_proxies: TrustedProxies,
+    admin: crate::admin::Access,
 }
 
 /// Receives PassFort webhooks over HTTP. Cheap to clone; clones share everything.
@@ -301,12 +315,10 @@ impl Receiver {
             .with_state(self.clone())
     }
 
-    /// `GET /metrics` (Prometheus text) and `GET /status` (JSON), for a private address.
+    /// The admin page (`GET /`), its JSON API, `GET /metrics` (Prometheus text) and
+    /// `GET /status` (JSON), for a private address; see [`crate::admin`].
     pub fn admin_router(&self) -> Router {
-        Router::new()
-            .route("/metrics", get(metrics))
-            .route("/status", get(status))
-            .with_state(self.clone())
+        crate::admin::router(self.clone(), self.inner.admin.clone())
     }
 
     /// The store requests are committed to.
@@ -520,41 +532,6 @@ async fn healthz(State(receiver): State<Receiver>) -> Response {
     match timeout(&inner.clock, Duration::from_secs(2), inner.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
         _ => error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
-    }
-}
-
-async fn metrics(State(receiver): State<Receiver>) -> Response {
-    let inner = &receiver.inner;
-    let now = inner.clock.now();
-    let status = inner.store.status(now).await.ok();
-    let retention = inner.store.retention_status().await.ok();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        inner
-            .metrics
-            .render(status.as_ref(), retention.as_ref(), now),
-    )
-        .into_response()
-}
-
-async fn status(State(receiver): State<Receiver>) -> Response {
-    let inner = &receiver.inner;
-    let now = inner.clock.now();
-    match inner.store.status(now).await {
-        Ok(status) => {
-            let mut report = crate::status::Report::new(status, now);
-            if let Ok(retention) = inner.store.retention_status().await {
-                report = report.with_retention(&retention, now);
-            }
-            Json(report).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "status: store unavailable");
-            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
-        }
     }
 }
 

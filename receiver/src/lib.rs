@@ -16,11 +16,11 @@
 //! | next in arrival order → handler → done / back-off / dead letter | [`worker`] |
 //! | typed reading of `event` + `data` ([`Event`]) | [`event`] |
 //! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
-//! | `/metrics`, `/status` | [`metrics`], [`status`] |
 //! | who may post (IP allow-list, trusted proxies) | [`allow_list`] |
 //! | request time limit, idle time, connection cap | [`connection_limits`] |
 //! | bodies erased and ids forgotten on schedule | [`retention`] |
 //! | a range of stored webhooks handed on again | [`replay`] |
+//! | `/metrics`, `/status`, the admin page and its token-guarded actions | [`metrics`], [`status`], [`trends`], [`admin`] |
 //!
 //! # Embedding
 //!
@@ -61,6 +61,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod allow_list;
 pub mod batch;
 pub mod connection_limits;
@@ -80,9 +81,11 @@ pub mod status;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trends;
 pub mod webhook;
 pub mod worker;
 
+pub use admin::AdminToken;
 pub use allow_list::{AllowList, AllowListLayer, TrustedProxies};
 pub use batch::{Batch, Rejection, Shape, Verified};
 pub use connection_limits::ConnectionLimits;

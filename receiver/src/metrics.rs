@@ -6,6 +6,8 @@
 
 use crate::retention::RetentionStatus;
 use crate::store::QueueStatus;
+use crate::trends::{Tally, Trends};
+use passfort_clock::{SharedClock, SystemClock};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,11 +44,20 @@ struct Counters {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    trends: Trends,
 }
 
-/// Shared counters; clones count into the same series.
-#[derive(Clone, Default)]
-pub struct Metrics(Arc<Counters>);
+/// Shared counters; clones count into the same series. Every count also lands in the
+/// per-minute [`Trends`] of the last hour, cut on the clock the metrics were made with (the
+/// receiver's, so that a test drives the charts with a `VirtualClock`).
+#[derive(Clone)]
+pub struct Metrics(Arc<Counters>, SharedClock);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,9 +68,23 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Fresh counters.
+    /// Fresh counters, with trends on the system clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Fresh counters, with trends cut on `clock`.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self(Arc::default(), clock)
+    }
+
+    fn tally(&self, tally: Tally<'_>) {
+        self.0.trends.record(self.1.now(), tally);
+    }
+
+    /// The last hour per minute, for the admin page's charts.
+    pub fn trends(&self) -> &Trends {
+        &self.0.trends
     }
 
     /// An accepted request: how many webhooks it carried, stored, duplicated and conflicted.
@@ -75,6 +100,11 @@ impl Metrics {
         c.stored.fetch_add(stored as u64, Ordering::Relaxed);
         c.duplicates.fetch_add(duplicates as u64, Ordering::Relaxed);
         c.conflicts.fetch_add(conflicts as u64, Ordering::Relaxed);
+        self.tally(Tally::Accepted {
+            received: received as u64,
+            stored: stored as u64,
+            duplicates: duplicates as u64,
+        });
     }
 
     /// A request answered with something other than 200, by reason (see [`REJECTION_REASONS`]).
@@ -82,6 +112,7 @@ impl Metrics {
         if let Some(i) = REJECTION_REASONS.iter().position(|r| *r == reason) {
             self.0.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
+        self.tally(Tally::Rejected(reason));
     }
 
     /// How long a request took to answer.
@@ -99,6 +130,7 @@ impl Metrics {
             u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        self.tally(Tally::Answered(latency));
     }
 
     /// A webhook handed on successfully, received at `received_at`, done at `now`.
@@ -109,16 +141,19 @@ impl Metrics {
             u64::try_from(lag.as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        self.0.trends.record(now, Tally::Processed);
     }
 
     /// A failed handler attempt.
     pub fn record_failure(&self) {
         self.0.handler_failures.fetch_add(1, Ordering::Relaxed);
+        self.tally(Tally::Failed);
     }
 
     /// A webhook moved to the dead-letter list.
     pub fn record_dead_letter(&self) {
         self.0.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.tally(Tally::DeadLettered);
     }
 
     /// Webhooks received in accepted requests so far.

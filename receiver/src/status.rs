@@ -24,6 +24,9 @@ pub enum QueueState {
 /// What `/status` answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// When the report was made, on the receiver's clock: "how long ago" is counted from here.
+    #[serde(with = "crate::store::time_format")]
+    pub as_of: SystemTime,
     /// Empty, waiting or stalled.
     pub queue: QueueState,
     /// Seconds since the oldest webhook not yet handed on arrived (0 when none).
@@ -83,6 +86,7 @@ impl Report {
             .map(|lag| lag.as_secs_f64())
             .unwrap_or(0.0);
         Self {
+            as_of: now,
             queue,
             processing_lag_seconds,
             status,

@@ -193,16 +193,19 @@ impl WorkerBuilder {
 
     /// The worker, or what is missing.
     pub fn build(self) -> Result<Worker, WorkerBuildError> {
+        let clock: SharedClock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Ok(Worker {
             store: self.store.ok_or(WorkerBuildError::MissingStore)?,
             handler: self.handler.ok_or(WorkerBuildError::MissingHandler)?,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            metrics: self
+                .metrics
+                .unwrap_or_else(|| Metrics::with_clock(clock.clone())),
+            clock,
             retry: self.retry,
             name: self.name.unwrap_or_else(|| "worker".to_owned()),
             lease_for: self.lease_for.unwrap_or(Duration::from_secs(300)),
             poll_interval: self.poll_interval.unwrap_or(Duration::from_millis(500)),
             wakeup: self.wakeup.unwrap_or_default(),
-            metrics: self.metrics.unwrap_or_default(),
         })
     }
 }

@@ -35,6 +35,7 @@ impl Handler for ExecSink {
         for var in SECRET_ENV_VARS {
             command.env_remove(var);
         }
+        command.env_remove(crate::admin::ADMIN_TOKEN_ENV);
         let mut child = command.spawn()?;
         if let Some(mut stdin) = child.stdin.take() {
             let body = job.webhook.to_json_string();

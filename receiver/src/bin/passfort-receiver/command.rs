@@ -6,6 +6,7 @@
 //! repair it.
 
 use passfort_clock::{Clock, SystemClock};
+use passfort_receiver::admin::{AdminToken, AdminTokenSourceError};
 use passfort_receiver::allow_list::{AllowList, TrustedProxies};
 use passfort_receiver::connection_limits::ConnectionLimits;
 use passfort_receiver::replay::{self, ReplayError};
@@ -30,6 +31,9 @@ pub enum CommandError {
     /// The secrets could not be read.
     #[error("{0}")]
     Secrets(#[from] SecretSourceError),
+    /// The admin token could not be read or is unusable.
+    #[error("{0}")]
+    AdminToken(#[from] AdminTokenSourceError),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -61,7 +65,7 @@ pub enum CommandError {
 pub struct ServeConfig {
     /// The public address (webhook path and `/healthz`).
     pub listen: SocketAddr,
-    /// The private address (`/metrics`, `/status`).
+    /// The private address (the admin page, its API, `/metrics`, `/status`).
     pub admin_listen: SocketAddr,
     /// The database URL.
     pub database: String,
@@ -93,6 +97,8 @@ pub struct ServeConfig {
     pub retention: Retention,
     /// How often to prune (zero: never).
     pub prune_every: Duration,
+    /// The token unlocking the admin page's actions; `None`: read-only.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Everything `work` needs.
@@ -154,7 +160,11 @@ where
     } else {
         None
     };
-    let receiver = Receiver::builder()
+    let mut builder = Receiver::builder();
+    if let Some(token) = config.admin_token.clone() {
+        builder = builder.admin_token(token);
+    }
+    let receiver = builder
         .secrets(config.secrets.clone())
         .shared_store(store.clone())
         .path(config.path.clone())
@@ -206,7 +216,8 @@ where
         tracing::info!(
             listen = %public_addr, admin = %admin_addr, path = %config.path,
             database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
-            secrets = config.secrets.len(), allow_from = ?config.allow_from, "passfort-receiver serving"
+            secrets = config.secrets.len(), allow_from = ?config.allow_from,
+            admin_actions = config.admin_token.is_some(), "passfort-receiver serving"
         );
         eprintln!(
             "passfort-receiver ready listen={public_addr} admin={admin_addr} path={}",

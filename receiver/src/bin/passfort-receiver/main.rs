@@ -93,7 +93,7 @@ enum Command {
         /// Public address: the webhook path and GET /healthz.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Private address: GET /metrics and GET /status.
+        /// Private address: the admin page (GET /), its JSON API, GET /metrics and GET /status.
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: SocketAddr,
         /// Database URL.
@@ -119,6 +119,10 @@ enum Command {
         /// PASSFORT_WEBHOOK_SECRET.
         #[arg(long)]
         secret_file: Option<PathBuf>,
+        /// Read the admin token (unlocks the admin page's actions) from this file instead of
+        /// PASSFORT_ADMIN_TOKEN; with neither, the admin page is read-only.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
         /// Largest body accepted, in bytes.
         #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
         body_limit: usize,
@@ -304,6 +308,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             sink,
             no_worker,
             secret_file,
+            admin_token_file,
             body_limit,
             batch_deadline,
             single_deadline,
@@ -318,6 +323,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             retry,
         } => {
             let secrets = passfort_receiver::SecretSet::from_env(secret_file.as_deref())?;
+            let admin_token = passfort_receiver::AdminToken::from_env(admin_token_file.as_deref())?;
             let config = ServeConfig {
                 listen,
                 admin_listen,
@@ -340,6 +346,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 },
                 retention: keep.retention()?,
                 prune_every,
+                admin_token,
             };
             command::serve(config, signal()).await?;
         }

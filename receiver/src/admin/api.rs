@@ -1,0 +1,152 @@
+//! The JSON API behind the page, for scripts too: reads are open, actions check the token
+//! first, then the input, and only then change anything.
+
+use super::{error, Admin};
+use crate::trends::Hour;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use passfort_clock::Clock;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The largest action body read: an id or a few fields, never more.
+pub(super) const BODY_LIMIT: usize = 16 * 1024;
+/// How many dead letters `GET /api/dead-letters` lists (the total is always given).
+const DEAD_LETTERS_SHOWN: usize = 100;
+/// The longest webhook id accepted in an action (PassFort's are UUIDs).
+const MAX_ID_LEN: usize = 256;
+
+pub(super) async fn trends(State(admin): State<Admin>) -> Json<Hour> {
+    let now = admin.receiver.clock().now();
+    Json(admin.receiver.metrics().trends().hour(now))
+}
+
+/// Whether actions are on (`token`) or off (`disabled`), which exist in this build, and, when
+/// the request carries a token, whether it is the right one (so a script can check its token
+/// without changing anything).
+pub(super) async fn access(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    let actions = match *admin.access {
+        super::Access::ReadOnly => "disabled",
+        super::Access::Token(_) => "token",
+    };
+    let token = match admin.access.check(&headers) {
+        Ok(()) => "accepted",
+        Err(refusal) => refusal.code(),
+    };
+    Json(json!({
+        "actions": actions,
+        "token": token,
+        "available": { "retry": true, "retry_all": true, "drop": false, "replay": false },
+    }))
+    .into_response()
+}
+
+pub(super) async fn dead_letters(State(admin): State<Admin>) -> Response {
+    match admin.receiver.store().dead_letters().await {
+        Ok(mut letters) => {
+            let total = letters.len();
+            letters.truncate(DEAD_LETTERS_SHOWN);
+            Json(json!({ "total": total, "dead_letters": letters })).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dead letters: store unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
+/// `{"id": "…"}`: the webhook an action is about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OneWebhook {
+    id: String,
+}
+
+/// `{}` or nothing: an action on every dead letter takes no argument, and refuses one (a
+/// script sending `{"id": …}` to `retry-all` by mistake must not retry them all).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nothing {}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, &message)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+}
+
+fn webhook_id(body: &[u8]) -> Result<String, Response> {
+    let OneWebhook { id } = parse(body)?;
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(bad_request(format!(
+            "invalid webhook id: expected 1 to {MAX_ID_LEN} printable characters"
+        )));
+    }
+    Ok(id)
+}
+
+fn unavailable(e: crate::store::StoreError) -> Response {
+    tracing::warn!(error = %e, "admin action: store unavailable; nothing changed");
+    error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+}
+
+pub(super) async fn retry(State(admin): State<Admin>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refusal) = admin.access.check(&headers) {
+        return refusal.into_response();
+    }
+    let id = match webhook_id(&body) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let receiver = &admin.receiver;
+    match receiver
+        .store()
+        .retry_dead_letter(&id, receiver.clock().now())
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(id = %id, "admin: dead letter back in the queue");
+            receiver.wakeup().notify();
+            Json(json!({ "retried": 1, "id": id })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no dead letter with id {id}"),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+pub(super) async fn retry_all(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = admin.access.check(&headers) {
+        return refusal.into_response();
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        if let Err(response) = parse::<Nothing>(&body) {
+            return response;
+        }
+    }
+    let receiver = &admin.receiver;
+    match receiver
+        .store()
+        .retry_all_dead_letters(receiver.clock().now())
+        .await
+    {
+        Ok(n) => {
+            tracing::info!(count = n, "admin: every dead letter back in the queue");
+            if n > 0 {
+                receiver.wakeup().notify();
+            }
+            Json(json!({ "retried": n })).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
