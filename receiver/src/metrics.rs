@@ -268,6 +268,10 @@ impl Metrics {
                 .oldest_pending_since
                 .and_then(|since| now.duration_since(since).ok())
                 .unwrap_or_default();
+            let stalled = status
+                .stalled_since
+                .and_then(|since| now.duration_since(since).ok())
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "# HELP passfort_queue_depth Webhooks stored and not yet handed on.\n\
@@ -275,10 +279,13 @@ impl Metrics {
                  # HELP passfort_dead_letters Webhooks in the dead-letter list.\n\
                  # TYPE passfort_dead_letters gauge\npassfort_dead_letters {}\n\
                  # HELP passfort_processing_lag_seconds Age of the oldest webhook not yet handed on.\n\
-                 # TYPE passfort_processing_lag_seconds gauge\npassfort_processing_lag_seconds {}",
+                 # TYPE passfort_processing_lag_seconds gauge\npassfort_processing_lag_seconds {}\n\
+                 # HELP passfort_queue_stalled_seconds How long the head of the queue has been failing (0: not stalled).\n\
+                 # TYPE passfort_queue_stalled_seconds gauge\npassfort_queue_stalled_seconds {}",
                 status.queue_depth,
                 status.dead_letters,
-                lag.as_secs_f64()
+                lag.as_secs_f64(),
+                stalled.as_secs_f64()
             );
         }
         if let Some(r) = retention {

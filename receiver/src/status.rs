@@ -17,7 +17,8 @@ pub enum QueueState {
     Empty,
     /// Webhooks waiting and the head has not failed.
     Waiting,
-    /// The head has failed and waits for a retry.
+    /// The head has failed (it waits for a retry, or is being retried) and the webhooks behind
+    /// it wait.
     Stalled,
 }
 
@@ -75,7 +76,7 @@ impl Report {
     pub fn new(status: QueueStatus, now: SystemTime) -> Self {
         let queue = if status.queue_depth == 0 {
             QueueState::Empty
-        } else if status.next_retry_at.is_some() {
+        } else if status.stalled_since.is_some() || status.next_retry_at.is_some() {
             QueueState::Stalled
         } else {
             QueueState::Waiting
@@ -114,6 +115,9 @@ impl fmt::Display for Report {
             QueueState::Stalled => format!("stalled with {} waiting", s.queue_depth),
         };
         writeln!(f, "queue:           {queue}")?;
+        if let Some(since) = s.stalled_since {
+            writeln!(f, "stalled since:   {}", time(since))?;
+        }
         if let Some(at) = s.next_retry_at {
             writeln!(f, "next retry:      {}", time(at))?;
         }

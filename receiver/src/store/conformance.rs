@@ -73,6 +73,9 @@ pub fn cases() -> Vec<(&'static str, Case)> {
         ("dead_letters_and_retry", |s| {
             Box::pin(dead_letters_and_retry(s))
         }),
+        ("stalled_since_marks_the_head_s_failures", |s| {
+            Box::pin(stalled_since_marks_the_head_s_failures(s))
+        }),
         ("lost_lease_is_refused", |s| {
             Box::pin(lost_lease_is_refused(s))
         }),
@@ -444,6 +447,72 @@ pub async fn dead_letters_and_retry(store: SharedStore) {
         order,
         vec![batch[0].get_id().to_owned(), batch[2].get_id().to_owned()]
     );
+}
+
+/// `stalled_since` is when the head first failed in its current run: not while its first
+/// attempt runs, still while it is retried, cleared once it is done, and afresh for a retried
+/// dead letter.
+pub async fn stalled_since_marks_the_head_s_failures(store: SharedStore) {
+    let batch = hooks(2);
+    store
+        .insert(&testing::verified(&batch), t0())
+        .await
+        .expect("insert");
+    let stalled = |store: SharedStore, now| async move {
+        store.status(now).await.expect("status").stalled_since
+    };
+    assert_eq!(stalled(store.clone(), t0()).await, None, "nothing failed");
+    let first = acquired(lease(&store, "w", t0()).await);
+    assert_eq!(
+        stalled(store.clone(), t0()).await,
+        None,
+        "first attempt running"
+    );
+    let t1 = t0() + Duration::from_secs(1);
+    let t2 = t0() + Duration::from_secs(2);
+    store
+        .fail(first.seq, "w", t1, "boom", AfterFailure::RetryAt(t2))
+        .await
+        .expect("fail");
+    assert_eq!(stalled(store.clone(), t1).await, Some(t1));
+    let second = acquired(lease(&store, "w", t2).await);
+    assert_eq!(
+        stalled(store.clone(), t2).await,
+        Some(t1),
+        "still stalled while retried"
+    );
+    let t3 = t0() + Duration::from_secs(3);
+    store
+        .fail(second.seq, "w", t3, "boom", AfterFailure::DeadLetter)
+        .await
+        .expect("dead letter");
+    assert_eq!(
+        stalled(store.clone(), t3).await,
+        None,
+        "the next webhook has not failed"
+    );
+    let next = acquired(lease(&store, "w", t3).await);
+    store.complete(next.seq, "w", t3).await.expect("complete");
+    let t4 = t0() + Duration::from_secs(4);
+    assert!(store
+        .retry_dead_letter(batch[0].get_id(), t4)
+        .await
+        .expect("retry"));
+    assert_eq!(
+        stalled(store.clone(), t4).await,
+        None,
+        "a retried dead letter starts afresh"
+    );
+    let again = acquired(lease(&store, "w", t4).await);
+    let t5 = t0() + Duration::from_secs(5);
+    store
+        .fail(again.seq, "w", t5, "boom", AfterFailure::RetryAt(t5))
+        .await
+        .expect("fail again");
+    assert_eq!(stalled(store.clone(), t5).await, Some(t5), "its new run");
+    let last = acquired(lease(&store, "w", t5).await);
+    store.complete(last.seq, "w", t5).await.expect("complete");
+    assert_eq!(stalled(store.clone(), t5).await, None, "done: empty");
 }
 
 /// Completing or failing a webhook this worker does not hold is refused.

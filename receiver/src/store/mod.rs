@@ -375,6 +375,10 @@ pub struct QueueStatus {
     /// When the head waits for a retry, until when.
     #[serde(with = "crate::store::time_format::option")]
     pub next_retry_at: Option<SystemTime>,
+    /// When the head first failed in its current run of failures (it is stalled since then and
+    /// the webhooks behind it wait), or `None` when it has not failed (or nothing waits).
+    #[serde(with = "crate::store::time_format::option")]
+    pub stalled_since: Option<SystemTime>,
     /// The 10 most recent failures of webhooks not yet handed on, newest first.
     pub recent_failures: Vec<Failure>,
 }

@@ -680,20 +680,11 @@ impl Store for PostgresStore {
         )
         .fetch_optional(&mut *tx)
         .await?;
-        let head = sqlx::query(
-            "SELECT received_at_ms, next_attempt_at_ms FROM webhooks \
-             WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (oldest_pending_since, next_retry_at) = match &head {
-            Some(head) => {
-                let received: i64 = head.try_get("received_at_ms")?;
-                let next: Option<i64> = head.try_get("next_attempt_at_ms")?;
-                (Some(from_millis(received)), next.map(from_millis))
-            }
-            None => (None, None),
-        };
+        let head = sqlx::query(super::row::HEAD_STATUS_SQL)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (oldest_pending_since, next_retry_at, stalled_since) =
+            super::row::head_status(head.as_ref())?;
         let failures = sqlx::query(
             "SELECT w.id, w.event, f.attempt, f.error, f.failed_at_ms \
              FROM failures f JOIN webhooks w ON w.seq = f.webhook_seq \
@@ -723,6 +714,7 @@ impl Store for PostgresStore {
             last_processed: marker(processed, "processed_at_ms")?,
             oldest_pending_since,
             next_retry_at,
+            stalled_since,
             recent_failures,
         })
     }

@@ -12,6 +12,7 @@ use crate::retention::RetentionStatus;
 use crate::webhook::Webhook;
 use serde_json::Value;
 use sqlx::Row;
+use std::time::SystemTime;
 
 /// How a backend's row gives up the columns the shared mappings read.
 pub(super) trait StoredRow {
@@ -185,4 +186,36 @@ pub(super) fn after_failure(then: AfterFailure, now_ms: i64) -> (State, Option<i
         AfterFailure::RetryAt(at) => (State::Pending, Some(super::to_millis(at)), None),
         AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
     }
+}
+
+/// The head of the queue as the status reads it, in SQL both backends speak: when it arrived,
+/// when it is next retried, and when its current run of failures began (`stalled_since_ms`).
+///
+/// The head has failed in its current run when it waits pending after an attempt, or is leased
+/// again for a second or later one; the run began at its latest first-attempt failure (a
+/// retried dead letter starts a new run at attempt 1). A head leased for its first attempt has
+/// not failed yet, and a head being retried is still stalled: the state does not flicker to
+/// "waiting" during every retry.
+pub(super) const HEAD_STATUS_SQL: &str = "\
+    SELECT w.received_at_ms, w.next_attempt_at_ms, \
+      CASE WHEN (w.state = 'pending' AND w.attempts >= 1) \
+             OR (w.state = 'leased' AND w.attempts >= 2) \
+      THEN (SELECT f.failed_at_ms FROM failures f \
+            WHERE f.webhook_seq = w.seq AND f.attempt = 1 \
+            ORDER BY f.seq DESC LIMIT 1) \
+      END AS stalled_since_ms \
+    FROM webhooks w WHERE w.state IN ('pending', 'leased') ORDER BY w.seq LIMIT 1";
+
+/// What [`HEAD_STATUS_SQL`] found: `(oldest_pending_since, next_retry_at, stalled_since)`.
+pub(super) fn head_status(
+    head: Option<&impl StoredRow>,
+) -> Result<(Option<SystemTime>, Option<SystemTime>, Option<SystemTime>), StoreError> {
+    let Some(head) = head else {
+        return Ok((None, None, None));
+    };
+    Ok((
+        Some(from_millis(head.int("received_at_ms")?)),
+        head.maybe_int("next_attempt_at_ms")?.map(from_millis),
+        head.maybe_int("stalled_since_ms")?.map(from_millis),
+    ))
 }
