@@ -75,8 +75,17 @@ fn bad_request(message: String) -> Response {
     error(StatusCode::BAD_REQUEST, &message)
 }
 
+/// A JSON object only: serde would also read a struct from an array of its fields in order,
+/// which no script means.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+    if !value.is_object() {
+        return Err(bad_request(
+            "invalid request body: expected a JSON object".to_owned(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request body: {e}")))
 }
 
 fn webhook_id(body: &[u8]) -> Result<String, Response> {
