@@ -131,6 +131,8 @@ async function act(path, body, message, describe) {
     sessionStorage.setItem(TOKEN_KEY, secret);
     showAccess();
   }
+  say(message, "Working…");
+  message.dataset.status = "";
   let response;
   try {
     response = await fetch(path, {
@@ -225,14 +227,19 @@ function showStatus(status) {
   body.dataset.count = String(status.recent_failures.length);
   $("failures-none").hidden = status.recent_failures.length > 0;
 
+  // Retention figures, when this receiver reports them.
   const retention = status.retention;
   $("retention-grid").hidden = !retention;
   $("retention-none").hidden = Boolean(retention);
   if (retention) {
-    $("retention-bodies").textContent = retention.bodies_kept === undefined ? "—" : String(retention.bodies_kept);
-    $("retention-oldest").textContent = retention.oldest_body_at ? ago(retention.oldest_body_at) : "none kept";
-    $("retention-size").textContent = retention.database_bytes === undefined || retention.database_bytes === null
-      ? "—" : bytes(retention.database_bytes);
+    $("retention-bodies").textContent = retention.webhooks_stored === undefined
+      ? String(retention.bodies_kept)
+      : `${retention.bodies_kept} of ${retention.webhooks_stored} webhooks`;
+    $("retention-oldest").textContent = retention.bodies_kept > 0
+      ? `${duration(retention.oldest_kept_body_age_seconds)} old` : "none kept";
+    $("retention-size").textContent = bytes(retention.database_bytes);
+    $("retention-erased").textContent = retention.bodies_erased_total === undefined
+      ? "—" : `${retention.bodies_erased_total} bodies, ${retention.ids_forgotten_total} ids forgotten`;
   }
 }
 
@@ -460,8 +467,10 @@ function drawLatency(hour) {
 }
 
 function formatSeconds(s) {
-  if (s < 1) return `≤ ${(s * 1000).toPrecision(2)} ms`;
-  return `≤ ${s.toPrecision(2)} s`;
+  const ms = s * 1000;
+  if (ms < 10) return `≤ ${ms.toFixed(1)} ms`;
+  if (ms < 1000) return `≤ ${Math.round(ms)} ms`;
+  return `≤ ${s.toFixed(1)} s`;
 }
 
 // ---- replay ----------------------------------------------------------------------------------
