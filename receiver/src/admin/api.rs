@@ -71,27 +71,33 @@ struct OneWebhook {
 #[serde(deny_unknown_fields)]
 struct Nothing {}
 
-fn bad_request(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, &message)
+/// Why an action's input was refused (400); nothing was changed.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl IntoResponse for BadInput {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, &self.0)
+    }
 }
 
 /// A JSON object only: serde would also read a struct from an array of its fields in order,
 /// which no script means.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| bad_request(format!("invalid request body: {e}")))?;
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BadInput> {
+    let invalid = |e: serde_json::Error| BadInput(format!("invalid request body: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
     if !value.is_object() {
-        return Err(bad_request(
+        return Err(BadInput(
             "invalid request body: expected a JSON object".to_owned(),
         ));
     }
-    serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request body: {e}")))
+    serde_json::from_value(value).map_err(invalid)
 }
 
-fn webhook_id(body: &[u8]) -> Result<String, Response> {
+fn webhook_id(body: &[u8]) -> Result<String, BadInput> {
     let OneWebhook { id } = parse(body)?;
     if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(bad_request(format!(
+        return Err(BadInput(format!(
             "invalid webhook id: expected 1 to {MAX_ID_LEN} printable characters"
         )));
     }
@@ -109,7 +115,7 @@ pub(super) async fn retry(State(admin): State<Admin>, headers: HeaderMap, body: 
     }
     let id = match webhook_id(&body) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(bad) => return bad.into_response(),
     };
     let receiver = &admin.receiver;
     match receiver
@@ -139,8 +145,8 @@ pub(super) async fn retry_all(
         return refusal.into_response();
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        if let Err(response) = parse::<Nothing>(&body) {
-            return response;
+        if let Err(bad) = parse::<Nothing>(&body) {
+            return bad.into_response();
         }
     }
     let receiver = &admin.receiver;

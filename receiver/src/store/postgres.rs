@@ -683,8 +683,11 @@ impl Store for PostgresStore {
         let head = sqlx::query(super::row::HEAD_STATUS_SQL)
             .fetch_optional(&mut *tx)
             .await?;
-        let (oldest_pending_since, next_retry_at, stalled_since) =
-            super::row::head_status(head.as_ref())?;
+        let super::row::HeadStatus {
+            oldest_pending_since,
+            next_retry_at,
+            stalled_since,
+        } = super::row::head_status(head.as_ref())?;
         let failures = sqlx::query(
             "SELECT w.id, w.event, f.attempt, f.error, f.failed_at_ms \
              FROM failures f JOIN webhooks w ON w.seq = f.webhook_seq \

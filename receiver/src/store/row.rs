@@ -206,16 +206,25 @@ pub(super) const HEAD_STATUS_SQL: &str = "\
       END AS stalled_since_ms \
     FROM webhooks w WHERE w.state IN ('pending', 'leased') ORDER BY w.seq LIMIT 1";
 
-/// What [`HEAD_STATUS_SQL`] found: `(oldest_pending_since, next_retry_at, stalled_since)`.
-pub(super) fn head_status(
-    head: Option<&impl StoredRow>,
-) -> Result<(Option<SystemTime>, Option<SystemTime>, Option<SystemTime>), StoreError> {
+/// What [`HEAD_STATUS_SQL`] found (all `None` when nothing waits).
+#[derive(Debug, Default)]
+pub(super) struct HeadStatus {
+    /// When the head arrived.
+    pub oldest_pending_since: Option<SystemTime>,
+    /// When it is next retried.
+    pub next_retry_at: Option<SystemTime>,
+    /// When its current run of failures began.
+    pub stalled_since: Option<SystemTime>,
+}
+
+/// Reads a row of [`HEAD_STATUS_SQL`].
+pub(super) fn head_status(head: Option<&impl StoredRow>) -> Result<HeadStatus, StoreError> {
     let Some(head) = head else {
-        return Ok((None, None, None));
+        return Ok(HeadStatus::default());
     };
-    Ok((
-        Some(from_millis(head.int("received_at_ms")?)),
-        head.maybe_int("next_attempt_at_ms")?.map(from_millis),
-        head.maybe_int("stalled_since_ms")?.map(from_millis),
-    ))
+    Ok(HeadStatus {
+        oldest_pending_since: Some(from_millis(head.int("received_at_ms")?)),
+        next_retry_at: head.maybe_int("next_attempt_at_ms")?.map(from_millis),
+        stalled_since: head.maybe_int("stalled_since_ms")?.map(from_millis),
+    })
 }
