@@ -59,6 +59,17 @@ async fn call(router: &Router, request: Request<Body>) -> (StatusCode, Value) {
     (status, value)
 }
 
+/// `GET /metrics`, as text.
+async fn metrics(router: &Router) -> String {
+    let response = router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 async fn get(router: &Router, path: &str) -> (StatusCode, Value) {
     call(router, Request::get(path).body(Body::empty()).unwrap()).await
 }
@@ -446,22 +457,7 @@ async fn status_and_metrics_say_how_long_the_queue_has_been_stalled() {
         humantime::format_rfc3339_millis(t0()).to_string()
     );
     assert_eq!(status["recent_failures"][0]["error"], "sink refused");
-    let response = a
-        .admin
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = metrics(&a.admin).await;
     assert!(
         text.lines()
             .any(|l| l == "passfort_queue_stalled_seconds 700"),
@@ -480,22 +476,7 @@ async fn the_alert_rules_read_metrics_that_exist() {
     ))
     .unwrap();
     let a = admin(None).await;
-    let response = a
-        .admin
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let exported = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let exported = metrics(&a.admin).await;
     let mut checked = 0;
     for (i, _) in rules.match_indices("passfort_") {
         let name: String = rules[i..]
