@@ -97,7 +97,7 @@ pub struct ReceiverBuilder {
     wakeup: Option<Wakeup>,
     allow_list: AllowList,
     trusted_proxies: TrustedProxies,
-    admin: crate::admin::Access,
+    admin: crate::admin::Settings,
 }
 
 impl ReceiverBuilder {
@@ -186,7 +186,14 @@ impl ReceiverBuilder {
     /// The token that unlocks the actions of [`Receiver::admin_router`] (retry, drop, replay);
     /// without one the admin page is read-only.
     pub fn admin_token(mut self, token: crate::admin::AdminToken) -> Self {
-        self.admin = crate::admin::Access::Token(token);
+        self.admin.access = crate::admin::Access::Token(token);
+        self
+    }
+
+    /// Where the admin page's **Replay** hands stored webhooks (the binary: its `--sink`);
+    /// without one, replay is not offered on the admin address.
+    pub fn replay_to(mut self, handler: std::sync::Arc<dyn crate::Handler>) -> Self {
+        self.admin.replay = Some(handler);
         self
     }
 
@@ -241,7 +248,7 @@ struct Inner {
     wakeup: Wakeup,
     allow_list: AllowList,
     trusted_proxies: TrustedProxies,
-    admin: crate::admin::Access,
+    admin: crate::admin::Settings,
 }
 
 /// Receives PassFort webhooks over HTTP. Cheap to clone; clones share everything.

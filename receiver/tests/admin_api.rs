@@ -8,7 +8,7 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use passfort_clock::VirtualClock;
 use passfort_receiver::store::{AfterFailure, Lease, SharedStore};
-use passfort_receiver::testing::{self, WebhookBuilder};
+use passfort_receiver::testing::{self, RecordingHandler, WebhookBuilder};
 use passfort_receiver::{AdminToken, Receiver, SecretSet, SqliteStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ const TOKEN: &str = "admin-token-for-the-tests-0123456789";
 
 struct Admin {
     receiver: Receiver,
+    /// Where Replay hands webhooks.
+    replayed: RecordingHandler,
     admin: Router,
     store: SharedStore,
     clock: VirtualClock,
@@ -34,7 +36,9 @@ async fn admin(token: Option<&str>) -> Admin {
     let url = format!("sqlite://{}/admin.db", dir.path().display());
     let store: SharedStore = Arc::new(SqliteStore::open(&url).await.unwrap());
     let clock = VirtualClock::starting_at(t0());
+    let replayed = RecordingHandler::new();
     let mut builder = Receiver::builder()
+        .replay_to(Arc::new(replayed.clone()))
         .secrets(SecretSet::single(testing::SECRET).unwrap())
         .shared_store(store.clone())
         .clock(clock.clone());
@@ -45,6 +49,7 @@ async fn admin(token: Option<&str>) -> Admin {
     Admin {
         admin: receiver.admin_router(),
         receiver,
+        replayed,
         store,
         clock,
         _dir: dir,
@@ -133,6 +138,11 @@ fn actions(ids: &[String]) -> Vec<(&'static str, String)> {
             json!({ "id": ids[0] }).to_string(),
         ),
         ("/api/dead-letters/retry-all", "{}".to_owned()),
+        (
+            "/api/dead-letters/drop",
+            json!({ "id": ids[0] }).to_string(),
+        ),
+        ("/api/replay", json!({ "from_id": ids[0] }).to_string()),
     ]
 }
 
@@ -164,6 +174,7 @@ async fn every_action_refuses_a_missing_or_wrong_token_and_changes_nothing() {
                 "the token never comes back"
             );
             assert_eq!(dead_ids(&a).await, ids, "{path}: nothing changed");
+            assert!(a.replayed.ids().is_empty(), "{path}: nothing replayed");
         }
         // Two Authorization headers, even both right: refused.
         let mut request = action(path, &body, Some(&format!("Bearer {TOKEN}")));
@@ -195,6 +206,7 @@ async fn without_a_configured_token_actions_are_off() {
         }
     }
     assert_eq!(dead_ids(&a).await, ids, "nothing changed");
+    assert!(a.replayed.ids().is_empty(), "nothing replayed");
 }
 
 #[tokio::test]
@@ -498,5 +510,120 @@ async fn the_alert_rules_read_metrics_that_exist() {
             )),
             "no rejected reason {reason}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_right_token_drops_a_dead_letter_and_replays_a_range() {
+    let a = admin(Some(TOKEN)).await;
+    let ids = dead_letters(&a, 3).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, answer) = call(
+        &a.admin,
+        action(
+            "/api/dead-letters/drop",
+            &json!({ "id": ids[0] }).to_string(),
+            Some(&bearer),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({ "dropped": 1, "id": ids[0] }));
+    assert_eq!(dead_ids(&a).await, ids[1..].to_vec());
+    let (status, _) = call(
+        &a.admin,
+        action(
+            "/api/dead-letters/drop",
+            &json!({ "id": ids[0] }).to_string(),
+            Some(&bearer),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "dropped once only");
+
+    // A preview hands nothing on; a replay hands the range on in order, queue untouched.
+    let range = json!({ "from_id": ids[1], "to_id": ids[2], "dry_run": true }).to_string();
+    let (status, answer) = call(&a.admin, action("/api/replay", &range, Some(&bearer))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["replayed"], 2);
+    assert_eq!(answer["dry_run"], true);
+    assert!(a.replayed.ids().is_empty());
+    let range = json!({ "from_id": ids[0], "to_id": ids[2] }).to_string();
+    let (status, answer) = call(&a.admin, action("/api/replay", &range, Some(&bearer))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["replayed"], 2, "{answer}");
+    assert_eq!(
+        answer["skipped"][0]["id"], ids[0],
+        "the dropped one's body is gone"
+    );
+    assert_eq!(a.replayed.ids(), ids[1..].to_vec());
+    assert_eq!(
+        dead_ids(&a).await,
+        ids[1..].to_vec(),
+        "the queue is untouched"
+    );
+    let since = humantime::format_rfc3339_millis(t0()).to_string();
+    let (status, answer) = call(
+        &a.admin,
+        action(
+            "/api/replay",
+            &json!({ "since": since, "events": ["CHECK_COMPLETED"] }).to_string(),
+            Some(&bearer),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["replayed"], 2);
+    let (status, _) = call(
+        &a.admin,
+        action(
+            "/api/replay",
+            &json!({ "from_id": "never-stored" }).to_string(),
+            Some(&bearer),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_replay_and_drop_input_is_a_400_and_replays_nothing() {
+    let a = admin(Some(TOKEN)).await;
+    let ids = dead_letters(&a, 2).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let bad = [
+        json!({}),
+        json!({ "to_id": ids[1] }),
+        json!({ "since": "yesterday" }),
+        json!({ "since": "2026-12-01T09:30:00Z", "from_id": ids[0] }),
+        json!({ "from_id": ids[0], "until": "2026-12-01T09:30:00Z", "to_id": ids[1] }),
+        json!({ "from_id": "" }),
+        json!({ "from_id": ids[0], "events": [""] }),
+        json!({ "from_id": ids[0], "events": "CHECK_COMPLETED" }),
+        json!({ "from_id": ids[0], "dry_run": "yes" }),
+        json!({ "from_id": ids[0], "sink": "exec:rm -rf /" }),
+        json!([ids[0]]),
+    ];
+    for body in bad {
+        let (status, answer) = call(
+            &a.admin,
+            action("/api/replay", &body.to_string(), Some(&bearer)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(a.replayed.ids().is_empty(), "{body}: nothing replayed");
+    }
+    for body in [
+        json!({}),
+        json!({ "id": "" }),
+        json!({ "id": ids[0], "x": 1 }),
+    ] {
+        let (status, _) = call(
+            &a.admin,
+            action("/api/dead-letters/drop", &body.to_string(), Some(&bearer)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(dead_ids(&a).await, ids, "nothing dropped");
     }
 }

@@ -363,10 +363,19 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     let (_driver, webdriver) = start_chromedriver().await;
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("crm-is-up");
+    let handed = dir.path().join("handed-on.jsonl");
     let sink = format!(
-        "exec:test -e '{}' || {{ echo 'CRM unreachable' >&2; exit 1; }}",
-        ok.display()
+        "exec:test -e '{}' || {{ echo 'CRM unreachable' >&2; exit 1; }}; cat >> '{}'",
+        ok.display(),
+        handed.display()
     );
+    let handed_on = || -> Vec<String> {
+        let text = std::fs::read_to_string(&handed).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].to_string())
+            .map(|id| id.trim_matches('"').to_owned())
+            .collect()
+    };
     let receiver = start_receiver(
         dir.path(),
         Some(ADMIN_TOKEN),
@@ -405,21 +414,21 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     })
     .await;
 
-    // -- The CRM goes down: the next two are dead-lettered at once (one attempt allowed).
+    // -- The CRM goes down: the next three are dead-lettered at once (one attempt allowed).
     std::fs::remove_file(&ok).unwrap();
-    let doomed: Vec<WebhookBuilder> = (0..2).map(|_| testing::product_status_changed()).collect();
+    let doomed: Vec<WebhookBuilder> = (0..3).map(|_| testing::product_status_changed()).collect();
     assert_eq!(
         post(&receiver, &testing::batch_body(&doomed), testing::SECRET).await,
         200
     );
-    wait_api(&receiver.admin, "/status", "two dead letters", |s| {
-        s["dead_letters"] == 2
+    wait_api(&receiver.admin, "/status", "three dead letters", |s| {
+        s["dead_letters"] == 3
     })
     .await;
     wait_css(
         &client,
-        "#dead-body[data-count='2']",
-        "two dead letters listed",
+        "#dead-body[data-count='3']",
+        "three dead letters listed",
     )
     .await;
     wait_css(
@@ -454,9 +463,10 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     assert!(reasons.contains(&"bad_request".to_owned()), "{reasons:?}");
     let legend = text(&client, "#chart-webhooks-legend").await;
     let legend = legend.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(legend.contains("received 9"), "{legend}");
+    assert!(legend.contains("received 10"), "{legend}");
     assert!(legend.contains("processed 5"), "{legend}");
-    assert_eq!(attr(&client, "#queue-dead", "data-count").await, "2");
+    assert!(legend.contains("failed 3"), "{legend}");
+    assert_eq!(attr(&client, "#queue-dead", "data-count").await, "3");
     screenshot(&client, "02-dead-letters").await;
 
     // -- Retry without the token: the page asks for it; cancelling sends nothing.
@@ -469,7 +479,7 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     assert!(text(&client, "#dead-message")
         .await
         .contains("needs the admin token"));
-    assert_eq!(dead_ids(&receiver).await.len(), 2, "nothing changed");
+    assert_eq!(dead_ids(&receiver).await.len(), 3, "nothing changed");
 
     // -- A wrong token: the receiver answers 401 and nothing changes.
     click(&client, &retry).await;
@@ -484,7 +494,7 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     click(&client, "#token-submit").await;
     wait_css(&client, "#dead-message[data-status='401']", "the 401").await;
     assert!(text(&client, "#dead-message").await.starts_with("Refused"));
-    assert_eq!(dead_ids(&receiver).await.len(), 2, "nothing changed");
+    assert_eq!(dead_ids(&receiver).await.len(), 3, "nothing changed");
     assert_eq!(
         attr(&client, "#access", "data-token").await,
         "",
@@ -513,7 +523,39 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
     .await;
     assert_eq!(
         dead_ids(&receiver).await,
-        vec![doomed[1].get_id().to_owned()]
+        vec![doomed[1].get_id().to_owned(), doomed[2].get_id().to_owned()]
+    );
+    wait_css(
+        &client,
+        "#dead-body[data-count='2']",
+        "two dead letters left",
+    )
+    .await;
+    assert_eq!(attr(&client, "#access", "data-token").await, "accepted");
+    assert_eq!(handed_on().last().map(String::as_str), Some(target));
+
+    // -- Drop one: the first press asks for confirmation, the second erases it.
+    let drop = format!(
+        "#dead-body tr[data-id='{}'] button[data-test='drop']",
+        doomed[1].get_id()
+    );
+    click(&client, &drop).await;
+    wait_css(
+        &client,
+        &format!("{drop}.confirm"),
+        "the drop to ask for confirmation",
+    )
+    .await;
+    assert_eq!(
+        dead_ids(&receiver).await.len(),
+        2,
+        "not dropped on the first press"
+    );
+    click(&client, &drop).await;
+    wait_css(&client, "#dead-message[data-status='200']", "the drop").await;
+    assert_eq!(
+        dead_ids(&receiver).await,
+        vec![doomed[2].get_id().to_owned()]
     );
     wait_css(
         &client,
@@ -521,26 +563,54 @@ async fn charts_draw_traffic_and_a_dead_letter_is_retried_with_the_token() {
         "one dead letter left",
     )
     .await;
-    assert_eq!(attr(&client, "#access", "data-token").await, "accepted");
 
     // -- Retry all, with the token the tab kept: nothing asked again.
     click(&client, "#dead-retry-all").await;
     wait_css(&client, "#dead-message[data-status='200']", "retry all").await;
     wait_api(&receiver.admin, "/status", "everything handed on", |s| {
-        s["done"] == 7 && s["dead_letters"] == 0 && s["queue_depth"] == 0
+        s["dead_letters"] == 0 && s["queue_depth"] == 0
     })
     .await;
     wait_css(&client, "#dead-body[data-count='0']", "no dead letters").await;
     wait_css(
         &client,
-        &format!("#queue-last-processed[data-id='{}']", doomed[1].get_id()),
+        &format!("#queue-last-processed[data-id='{}']", doomed[2].get_id()),
         "the last one handed on",
     )
     .await;
+    let mut expected: Vec<String> = first.iter().map(|h| h.get_id().to_owned()).collect();
+    expected.push(doomed[0].get_id().to_owned());
+    expected.push(doomed[2].get_id().to_owned());
+    assert_eq!(handed_on(), expected, "the dropped one was never handed on");
     assert!(
         !client.source().await.unwrap().contains(ADMIN_TOKEN),
         "the token is not written into the page"
     );
-    screenshot(&client, "04-retried").await;
+    screenshot(&client, "04-retried-and-dropped").await;
+
+    // -- Replay the first two again: a preview hands nothing on, then the replay does.
+    let from = client.find(Locator::Id("replay-from")).await.unwrap();
+    from.send_keys(first[0].get_id()).await.unwrap();
+    let to = client.find(Locator::Id("replay-to")).await.unwrap();
+    to.send_keys(first[1].get_id()).await.unwrap();
+    click(&client, "#replay-preview").await;
+    wait_css(&client, "#replay-message[data-status='200']", "the preview").await;
+    assert_eq!(
+        text(&client, "#replay-message").await,
+        "Would replay 2 webhook(s)."
+    );
+    assert_eq!(handed_on().len(), 7, "a preview hands nothing on");
+    click(&client, "#replay-submit").await;
+    wait_css(&client, "#replay-message[data-status='200']", "the replay").await;
+    assert_eq!(
+        text(&client, "#replay-message").await,
+        "Replayed 2 webhook(s)."
+    );
+    let after = handed_on();
+    assert_eq!(after.len(), 9);
+    assert_eq!(after[7..], expected[..2], "replayed in arrival order");
+    let status = api(&receiver.admin, "/status").await;
+    assert_eq!(status["queue_depth"], 0, "the queue is untouched");
+    screenshot(&client, "05-replayed").await;
     client.close().await.unwrap();
 }

@@ -2,6 +2,8 @@
 //! first, then the input, and only then change anything.
 
 use super::{error, Admin};
+use crate::replay::{self, Range, ReplayError};
+use crate::store::StoreError;
 use crate::trends::Hour;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -39,7 +41,12 @@ pub(super) async fn access(State(admin): State<Admin>, headers: HeaderMap) -> Re
     Json(json!({
         "actions": actions,
         "token": token,
-        "available": { "retry": true, "retry_all": true, "drop": false, "replay": false },
+        "available": {
+            "retry": true,
+            "retry_all": true,
+            "drop": true,
+            "replay": admin.replay.is_some(),
+        },
     }))
     .into_response()
 }
@@ -105,6 +112,12 @@ fn webhook_id(body: &[u8]) -> Result<String, BadInput> {
 }
 
 fn unavailable(e: crate::store::StoreError) -> Response {
+    if let StoreError::Unsupported(what) = e {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            &format!("this store does not support {what}"),
+        );
+    }
     tracing::warn!(error = %e, "admin action: store unavailable; nothing changed");
     error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
 }
@@ -163,5 +176,165 @@ pub(super) async fn retry_all(
             Json(json!({ "retried": n })).into_response()
         }
         Err(e) => unavailable(e),
+    }
+}
+
+pub(super) async fn drop(State(admin): State<Admin>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refusal) = admin.access.check(&headers) {
+        return refusal.into_response();
+    }
+    let id = match webhook_id(&body) {
+        Ok(id) => id,
+        Err(bad) => return bad.into_response(),
+    };
+    let receiver = &admin.receiver;
+    match receiver
+        .store()
+        .drop_dead_letter(&id, receiver.clock().now())
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(id = %id, "admin: dead letter dropped (body erased, never handed on)");
+            Json(json!({ "dropped": 1, "id": id })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no dead letter with id {id}"),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// The most event names a replay may filter on.
+const MAX_EVENTS: usize = 50;
+
+/// What `POST /api/replay` takes: a lower bound (`since` or `from_id`) is required, so that a
+/// click cannot replay everything ever received by accident.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    since: Option<String>,
+    from_id: Option<String>,
+    until: Option<String>,
+    to_id: Option<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl ReplayRequest {
+    fn range(self) -> Result<(Range, bool), BadInput> {
+        let time = |field: &str, text: Option<String>| {
+            text.map(|t| {
+                replay::parse_time(&t).map_err(|e| BadInput(format!("invalid {field}: {e}")))
+            })
+            .transpose()
+        };
+        let id = |field: &str, id: Option<String>| match id {
+            Some(id)
+                if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) =>
+            {
+                Err(BadInput(format!(
+                    "invalid {field}: expected 1 to {MAX_ID_LEN} printable characters"
+                )))
+            }
+            other => Ok(other),
+        };
+        if self.since.is_some() && self.from_id.is_some() {
+            return Err(BadInput("give since or from_id, not both".to_owned()));
+        }
+        if self.until.is_some() && self.to_id.is_some() {
+            return Err(BadInput("give until or to_id, not both".to_owned()));
+        }
+        if self.since.is_none() && self.from_id.is_none() {
+            return Err(BadInput(
+                "a replay needs where to start: since (an RFC 3339 time) or from_id".to_owned(),
+            ));
+        }
+        if self.events.len() > MAX_EVENTS
+            || self
+                .events
+                .iter()
+                .any(|e| e.is_empty() || e.len() > MAX_ID_LEN || e.chars().any(char::is_control))
+        {
+            return Err(BadInput(format!(
+                "invalid events: up to {MAX_EVENTS} non-empty event names"
+            )));
+        }
+        let range = Range {
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+            from_id: id("from_id", self.from_id)?,
+            to_id: id("to_id", self.to_id)?,
+            events: self.events,
+        };
+        Ok((range, self.dry_run))
+    }
+}
+
+pub(super) async fn replay(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = admin.access.check(&headers) {
+        return refusal.into_response();
+    }
+    let (range, dry_run) = match parse::<ReplayRequest>(&body).and_then(ReplayRequest::range) {
+        Ok(parsed) => parsed,
+        Err(bad) => return bad.into_response(),
+    };
+    let handler = match (&admin.replay, dry_run) {
+        (_, true) => None,
+        (Some(handler), false) => Some(handler.clone()),
+        (None, false) => {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "replay is not available on this receiver (no sink to replay to)",
+            )
+        }
+    };
+    let store = admin.receiver.store();
+    // On its own task: a client that hangs up does not cut a replay short half-way.
+    let replayed = tokio::spawn(async move {
+        replay::replay(&*store, &range, handler.as_deref(), |_, _| {}).await
+    })
+    .await;
+    match replayed {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                replayed = report.replayed,
+                skipped = report.skipped.len(),
+                failed = report.failed.is_some(),
+                dry_run,
+                "admin: replay"
+            );
+            let skipped: Vec<_> = report
+                .skipped
+                .iter()
+                .map(|(seq, id, event)| json!({ "seq": seq, "id": id, "event": event }))
+                .collect();
+            let failed = report
+                .failed
+                .as_ref()
+                .map(|(id, error)| json!({ "id": id, "error": error }));
+            Json(json!({
+                "dry_run": dry_run,
+                "replayed": report.replayed,
+                "skipped": skipped,
+                "failed": failed,
+            }))
+            .into_response()
+        }
+        Ok(Err(ReplayError::UnknownId(id))) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no stored webhook has id {id}"),
+        ),
+        Ok(Err(ReplayError::Store(e))) => unavailable(e),
+        Err(join) => {
+            tracing::error!(error = %join, "admin: replay task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "replay failed")
+        }
     }
 }

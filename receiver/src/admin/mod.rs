@@ -15,6 +15,8 @@
 //! | `GET /api/access` | whether actions are on, and which exist |
 //! | `POST /api/dead-letters/retry` `{"id": …}` | one dead letter back in the queue |
 //! | `POST /api/dead-letters/retry-all` | every dead letter back in the queue |
+//! | `POST /api/dead-letters/drop` `{"id": …}` | one dead letter given up: body erased, never handed on |
+//! | `POST /api/replay` `{"from_id" or "since", …}` | a stored range handed to the sink again |
 
 mod api;
 pub mod page;
@@ -24,6 +26,7 @@ pub use token::{
     Access, AdminToken, AdminTokenError, AdminTokenSourceError, Refusal, ADMIN_TOKEN_ENV,
 };
 
+use crate::handler::Handler;
 use crate::http::Receiver;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -34,18 +37,39 @@ use passfort_clock::Clock;
 use serde_json::json;
 use std::sync::Arc;
 
+/// How a receiver's admin address is set up (see [`crate::ReceiverBuilder::admin_token`] and
+/// [`crate::ReceiverBuilder::replay_to`]).
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// Who may act.
+    pub access: Access,
+    /// Where Replay hands webhooks; `None`: replay is not offered.
+    pub replay: Option<Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("access", &self.access)
+            .field("replay", &self.replay.is_some())
+            .finish()
+    }
+}
+
 /// What the admin handlers share.
 #[derive(Clone)]
 struct Admin {
     receiver: Receiver,
     access: Arc<Access>,
+    replay: Option<Arc<dyn Handler>>,
 }
 
-/// The admin router for `receiver`: read-only unless `access` holds a token.
-pub fn router(receiver: Receiver, access: Access) -> Router {
+/// The admin router for `receiver`: read-only unless `settings` hold a token.
+pub fn router(receiver: Receiver, settings: Settings) -> Router {
     let state = Admin {
         receiver,
-        access: Arc::new(access),
+        access: Arc::new(settings.access),
+        replay: settings.replay,
     };
     Router::new()
         .route("/", get(index))
@@ -58,6 +82,8 @@ pub fn router(receiver: Receiver, access: Access) -> Router {
         .route("/api/dead-letters", get(api::dead_letters))
         .route("/api/dead-letters/retry", post(api::retry))
         .route("/api/dead-letters/retry-all", post(api::retry_all))
+        .route("/api/dead-letters/drop", post(api::drop))
+        .route("/api/replay", post(api::replay))
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
         .with_state(state)
 }

@@ -245,7 +245,15 @@ function showStatus(status) {
 
 // ---- dead letters ----------------------------------------------------------------------------
 
+// Dead letters whose Drop was pressed once and awaits confirmation (kept across refreshes).
+const confirmingDrop = new Set();
+let shownDeadLetters = "";
+
 function showDeadLetters(list) {
+  // Redrawn only when it changed, so a button is never replaced under the pointer.
+  const key = JSON.stringify(list) + [...confirmingDrop].join(",");
+  if (key === shownDeadLetters) { showAccess(); return; }
+  shownDeadLetters = key;
   const body = $("dead-body");
   body.textContent = "";
   for (const letter of list.dead_letters) {
@@ -273,14 +281,21 @@ function showDeadLetters(list) {
     drop.textContent = "Drop";
     drop.dataset.action = "drop";
     drop.dataset.test = "drop";
+    if (confirmingDrop.has(letter.id)) {
+      drop.classList.add("confirm");
+      drop.textContent = "Confirm drop";
+    }
     drop.addEventListener("click", () => {
-      if (!drop.classList.contains("confirm")) {
+      if (!confirmingDrop.has(letter.id)) {
+        confirmingDrop.add(letter.id);
         drop.classList.add("confirm");
         drop.textContent = "Confirm drop";
+        say($("dead-message"), `Press Confirm drop to erase ${letter.id} for good: it will never be handed on.`);
         return;
       }
+      confirmingDrop.delete(letter.id);
       act("/api/dead-letters/drop", { id: letter.id }, $("dead-message"),
-        () => `${letter.id} was dropped: erased, never handed on.`);
+        () => `${letter.id} was dropped: its body erased, never handed on.`);
     });
     buttons.append(retry, " ", drop);
     body.appendChild(row);
@@ -476,11 +491,34 @@ function formatSeconds(s) {
 // ---- replay ----------------------------------------------------------------------------------
 
 function showReplay() {
-  const available = access.available.replay === true;
-  $("replay-form").hidden = !available;
-  if (!available) {
-    $("replay-hint").textContent = "Replay is not available in this receiver.";
+  if (access.available.replay !== true) {
+    $("replay-hint").textContent = "Replay is not available on this receiver (it has no sink to replay to).";
   }
+}
+
+// A webhook id, or an RFC 3339 time: the field says which bound it is.
+function bound(text, time, id) {
+  const value = text.trim();
+  if (value === "") return {};
+  return /^\d{4}-\d{2}-\d{2}T/.test(value) ? { [time]: value } : { [id]: value };
+}
+
+function replayRequest(dryRun) {
+  const events = $("replay-events").value.split(",").map((e) => e.trim()).filter((e) => e !== "");
+  return {
+    ...bound($("replay-from").value, "since", "from_id"),
+    ...bound($("replay-to").value, "until", "to_id"),
+    events,
+    dry_run: dryRun,
+  };
+}
+
+function describeReplay(answer) {
+  const verb = answer.dry_run ? "Would replay" : "Replayed";
+  let text = `${verb} ${answer.replayed} webhook(s).`;
+  if (answer.skipped.length) text += ` Skipped ${answer.skipped.length} whose body was erased.`;
+  if (answer.failed) text += ` The sink failed at ${answer.failed.id} (${answer.failed.error}): nothing after it was replayed; replay again from that id.`;
+  return text;
 }
 
 // ---- refresh ---------------------------------------------------------------------------------
@@ -530,6 +568,12 @@ async function start() {
     answerAsk($("token-input").value.trim() || null);
   });
   $("token-cancel").addEventListener("click", () => answerAsk(null));
+  $("replay-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act("/api/replay", replayRequest(false), $("replay-message"), describeReplay);
+  });
+  $("replay-preview").addEventListener("click", () =>
+    act("/api/replay", replayRequest(true), $("replay-message"), describeReplay));
   $("dead-retry-all").dataset.action = "retry_all";
   $("dead-retry-all").addEventListener("click", () => act("/api/dead-letters/retry-all", {}, $("dead-message"),
     (answer) => `${answer.retried} dead letter(s) back in the queue.`));

@@ -155,12 +155,17 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let store = store::open_with(&config.database, config.ordering).await?;
+    // One sink for the worker and for the admin page's Replay; with --no-worker no sink is
+    // opened (a broker would be connected to for nothing) and Replay is not offered.
     let handler = if config.worker {
         Some(config.sink.open().await?)
     } else {
         None
     };
     let mut builder = Receiver::builder();
+    if let Some(sink) = &handler {
+        builder = builder.replay_to(sink.clone());
+    }
     if let Some(token) = config.admin_token.clone() {
         builder = builder.admin_token(token);
     }
