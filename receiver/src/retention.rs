@@ -29,9 +29,9 @@ pub const DEFAULT_KEEP_IDS: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 /// Default `--prune-every`: 10 minutes.
 pub const DEFAULT_PRUNE_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Rows erased or forgotten per transaction. An answer that arrives during a step waits for it
-/// (SQLite has one writer), so steps are small: at 500 rows a step took 0.6 s on a loaded
-/// machine with a debug build (see docs/operating.md); 100 keeps that wait a fifth as long.
-pub const PRUNE_STEP: u32 = 100;
+/// (SQLite has one writer), so steps are small: the wait is about one step (figures in
+/// docs/operating.md), and a prune's total time matters far less than PassFort's answers.
+pub const PRUNE_STEP: u32 = 25;
 
 /// Why a retention policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
