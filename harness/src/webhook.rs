@@ -130,8 +130,8 @@ impl Webhooks {
     }
 }
 
-/// The `event` string of [`Webhooks::unknown`]: newer PassFort pages list events such as
-/// "Customer request changed" (spec §2); the suffix keeps it unknown to any real receiver.
+/// The `event` string of [`Webhooks::unknown`]: like `CUSTOMER_REQUEST_CHANGED`, which newer
+/// PassFort pages list (spec §2), but with a suffix that keeps it unknown to any real receiver.
 pub const UNKNOWN_EVENT: &str = "CUSTOMER_REQUEST_CHANGED_V9";
 
 #[cfg(test)]
@@ -169,7 +169,7 @@ mod tests {
         let events: Vec<&str> = batch.iter().map(|w| w["event"].as_str().unwrap()).collect();
         let known: Vec<&str> = EventType::KNOWN.iter().map(EventType::as_str).collect();
         assert_eq!(events, known);
-        assert_eq!(known.len(), 11);
+        assert_eq!(known.len(), 17);
     }
 
     #[test]

@@ -60,8 +60,10 @@ event_types! {
     ProductStatusChanged = "PRODUCT_STATUS_CHANGED";
     /// `CHECK_COMPLETED` (confirmed).
     CheckCompleted = "CHECK_COMPLETED";
-    /// `COLLECTED_DATA_UPDATED` (confirmed).
-    CollectedDataUpdated = "COLLECTED_DATA_UPDATED";
+    /// `COLLECTED_DATA_CHANGED`, the current collected-data event, which new accounts get
+    /// instead of `COLLECTED_DATA_UPDATED` (event confirmed, string inferred; `data` as
+    /// `COLLECTED_DATA_UPDATED`'s, inferred).
+    CollectedDataChanged = "COLLECTED_DATA_CHANGED";
     /// `MANUAL_ACTION_REQUIRED` (confirmed).
     ManualActionRequired = "MANUAL_ACTION_REQUIRED";
     /// `PRODUCT_BADGE_CHANGED`, the "flag" (inferred).
@@ -72,6 +74,22 @@ event_types! {
     TaskStateChanged = "TASK_STATE_CHANGED";
     /// `FORM_STATE_CHANGED` (inferred).
     FormStateChanged = "FORM_STATE_CHANGED";
+    /// `TASK_CREATED` (event on newer help pages; string and `data` inferred, no sample).
+    TaskCreated = "TASK_CREATED";
+    /// `RISK_SCORE_CHANGED` (event on newer help pages; string and `data` inferred, no sample).
+    RiskScoreChanged = "RISK_SCORE_CHANGED";
+    /// `CUSTOMER_REQUEST_CHANGED`: a user sent a document request to an applicant (event on
+    /// newer help pages; string and `data` inferred, no sample).
+    CustomerRequestChanged = "CUSTOMER_REQUEST_CHANGED";
+    /// `EVENTS_CREATED`: profile events (flags, alerts) were created (event on newer help pages;
+    /// string and `data` inferred, no sample).
+    EventsCreated = "EVENTS_CREATED";
+    /// `EVENTS_UPDATED`: profile events were updated (event on newer help pages; string and
+    /// `data` inferred, no sample).
+    EventsUpdated = "EVENTS_UPDATED";
+    /// `COLLECTED_DATA_UPDATED`, deprecated for accounts created since `COLLECTED_DATA_CHANGED`
+    /// exists, still sent to older ones (confirmed).
+    CollectedDataUpdated = "COLLECTED_DATA_UPDATED" (deprecated);
     /// `PROFILE_STATUS_CHANGED`, deprecated (inferred).
     ProfileStatusChanged = "PROFILE_STATUS_CHANGED" (deprecated);
     /// `TASK_IS_COMPLETE_CHANGED`, deprecated (inferred).
@@ -301,6 +319,18 @@ pub const APPLICATION_STATUSES: [&str; 5] =
 pub const RISK_LEVELS: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "UNDETERMINED"];
 /// Task states from the API enum.
 pub const TASK_STATES: [&str; 3] = ["INCOMPLETE", "COMPLETED_PASS", "COMPLETED_FAIL"];
+/// Profile event types from the API enum (the `events` of `EVENTS_CREATED`/`EVENTS_UPDATED`).
+pub const PROFILE_EVENT_TYPES: [&str; 7] = [
+    "PEP_FLAG",
+    "SANCTION_FLAG",
+    "DOCUMENT_EXPIRY",
+    "TRANSACTION_ALERT",
+    "REVIEW_NEEDED",
+    "ADVERSE_MEDIA_FLAG",
+    "REFER_FLAG",
+];
+/// States of a customer (document) request: inferred, no public sample.
+const CUSTOMER_REQUEST_STATES: [&str; 3] = ["SENT", "SUBMITTED", "COMPLETED"];
 /// Profile statuses from the API enum.
 pub const PROFILE_STATUSES: [&str; 3] = ["NORMAL", "SUSPENDED", "BANNED"];
 const FORM_STATES: [&str; 3] = ["CREATED", "SUBMITTED", "APPROVED"];
@@ -504,7 +534,39 @@ impl Generator {
                 let status = self.pick(&PROFILE_STATUSES);
                 json!({"new_status": status})
             }
-            EventType::CollectedDataUpdated => return self.collected_data_updated(profile),
+            EventType::CollectedDataUpdated | EventType::CollectedDataChanged => {
+                return self.collected_data_updated(profile)
+            }
+            EventType::TaskCreated => {
+                let task = self.task("INCOMPLETE");
+                json!({"task": task})
+            }
+            EventType::RiskScoreChanged => {
+                let category = self.pick(&RISK_LEVELS);
+                let score = self.rng.gen_range(0..=100);
+                json!({
+                    "application_id": profile.application_id,
+                    "product": profile.product,
+                    "risk": {"score": score, "category": category},
+                })
+            }
+            EventType::CustomerRequestChanged => {
+                let state = self.pick(&CUSTOMER_REQUEST_STATES);
+                json!({
+                    "customer_request": {
+                        "id": self.uuid4(),
+                        "type": "DOCUMENT_REQUEST",
+                        "state": state,
+                    },
+                })
+            }
+            EventType::EventsCreated | EventType::EventsUpdated => {
+                let count = self.rng.gen_range(1..=3);
+                let events: Vec<Value> = (0..count)
+                    .map(|_| json!({"id": self.uuid4(), "event_type": self.pick(&PROFILE_EVENT_TYPES)}))
+                    .collect();
+                json!({"events": events})
+            }
             EventType::ManualActionRequired => return self.manual_action(profile),
             EventType::TaskIsCompleteChanged => {
                 let task_type = self.pick(&TASK_TYPES);
@@ -643,8 +705,14 @@ impl Generator {
             t += gen.rng.gen_range(0..=5);
             out.push((t, event, data));
         };
+        // New accounts get COLLECTED_DATA_CHANGED; older ones still COLLECTED_DATA_UPDATED.
+        let collected = if self.rng.gen_bool(0.8) {
+            EventType::CollectedDataChanged
+        } else {
+            EventType::CollectedDataUpdated
+        };
         let d = self.collected_data_updated(&profile);
-        push(self, EventType::CollectedDataUpdated, d);
+        push(self, collected, d);
         let d = self.product_status(&profile, "APPLIED");
         push(self, EventType::ProductStatusChanged, d);
         let d = self.badge(&profile, "WAITING_ON_CHECKS");
@@ -671,6 +739,16 @@ impl Generator {
             };
             let d = self.risk(&profile, level);
             push(self, EventType::RiskLevelChanged, d);
+            let d = self.data(&EventType::RiskScoreChanged, &profile);
+            push(self, EventType::RiskScoreChanged, d);
+        }
+        if !clean {
+            let d = self.data(&EventType::EventsCreated, &profile);
+            push(self, EventType::EventsCreated, d);
+            if self.rng.gen_bool(0.5) {
+                let d = self.data(&EventType::EventsUpdated, &profile);
+                push(self, EventType::EventsUpdated, d);
+            }
         }
         let d = self.product_status(&profile, "IN_REVIEW");
         push(self, EventType::ProductStatusChanged, d);
@@ -678,6 +756,12 @@ impl Generator {
             let d = self.badge(&profile, "REQUIRES_MANUAL_TASK_COMPLETION");
             push(self, EventType::ProductBadgeChanged, d);
             let task = self.task("INCOMPLETE");
+            let d = self.with_base(&profile, json!({"task": task}));
+            push(self, EventType::TaskCreated, d);
+            if self.rng.gen_bool(0.3) {
+                let d = self.data(&EventType::CustomerRequestChanged, &profile);
+                push(self, EventType::CustomerRequestChanged, d);
+            }
             let d = self.manual_action_for(&profile, &task);
             push(self, EventType::ManualActionRequired, d);
             if self.rng.gen_bool(0.3) {

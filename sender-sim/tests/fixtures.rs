@@ -64,7 +64,7 @@ fn unknown_events_carry_custom_data_verbatim() {
     let fixture = fixture("unknown_event.json");
     let mut generator = Generator::new(14);
     let event = EventType::parse(fixture["event"].as_str().unwrap());
-    assert_eq!(event, EventType::Other("CUSTOMER_REQUEST_CHANGED".into()));
+    assert_eq!(event, EventType::Other("APPLICANT_PORTAL_VISITED".into()));
     let at = VirtualClock::new().now();
     let webhook = generator.webhook_with_data(event.clone(), at, fixture["data"].clone());
     let json = webhook.to_json("fixture-shared-secret");

@@ -201,7 +201,23 @@ async fn page_and_its_assets_are_served() {
     }
     let catalogue = h.get("/api/events").await;
     let catalogue = catalogue.as_array().unwrap();
-    assert_eq!(catalogue.len(), 11);
+    // The sandbox lists every event the simulator knows, the newer inferred ones included.
+    assert_eq!(catalogue.len(), EventType::KNOWN.len());
+    for newer in [
+        "COLLECTED_DATA_CHANGED",
+        "TASK_CREATED",
+        "RISK_SCORE_CHANGED",
+        "CUSTOMER_REQUEST_CHANGED",
+        "EVENTS_CREATED",
+        "EVENTS_UPDATED",
+    ] {
+        assert!(
+            catalogue
+                .iter()
+                .any(|e| e["event"] == newer && e["deprecated"] == false),
+            "{newer} not listed"
+        );
+    }
     let deprecated: Vec<&str> = catalogue
         .iter()
         .filter(|e| e["deprecated"] == json!(true))
@@ -210,6 +226,7 @@ async fn page_and_its_assets_are_served() {
     assert_eq!(
         deprecated,
         [
+            "COLLECTED_DATA_UPDATED",
             "PROFILE_STATUS_CHANGED",
             "TASK_IS_COMPLETE_CHANGED",
             "COLLECTION_STEPS_COMPLETED"
@@ -224,7 +241,10 @@ async fn config_round_trip_masks_the_secret_and_keeps_left_out_fields() {
     let initial = h.get("/api/config").await;
     assert_eq!(initial["enabled"], false);
     assert_eq!(initial["secret"], "", "no secret yet");
-    assert_eq!(initial["enabled_events"].as_array().unwrap().len(), 11);
+    assert_eq!(
+        initial["enabled_events"].as_array().unwrap().len(),
+        EventType::KNOWN.len()
+    );
 
     let saved = h
         .put_config(json!({

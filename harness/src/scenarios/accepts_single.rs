@@ -19,9 +19,11 @@ impl Scenario for AcceptsSingle {
     }
 
     fn description(&self) -> &'static str {
-        "One webhook of each of the spec's 11 event types (§2), sent alone as PassFort does with \
-         batching off: each must be answered 200 within 10 s, PassFort's unbatched limit (§1), \
-         and, with an observe file, processed."
+        "One webhook of each of the spec's 17 event types (§2) — COLLECTED_DATA_CHANGED and the \
+         newer TASK_CREATED, RISK_SCORE_CHANGED, CUSTOMER_REQUEST_CHANGED, EVENTS_CREATED and \
+         EVENTS_UPDATED (inferred strings) included, the deprecated ones too — sent alone as \
+         PassFort does with batching off: each must be answered 200 within 10 s, PassFort's \
+         unbatched limit (§1), and, with an observe file, processed."
     }
 
     async fn run(&self, ctx: &Context) -> Checked {
