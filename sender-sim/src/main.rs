@@ -43,6 +43,21 @@ struct ServeArgs {
     /// Keep settings and the queue in this file across restarts.
     #[arg(long, value_name = "PATH")]
     state: Option<PathBuf>,
+    /// What the Refresh button does. PassFort's pages disagree: `clears-failures` (its "About"
+    /// page, the default) or `retries-now` (its stalled-queue page: ignore back-off and send).
+    #[arg(long, value_name = "READING", default_value = "clears-failures", value_parser = parse_refresh)]
+    refresh: passfort_sender_sim::sandbox::RefreshReading,
+}
+
+fn parse_refresh(value: &str) -> Result<passfort_sender_sim::sandbox::RefreshReading, String> {
+    use passfort_sender_sim::sandbox::RefreshReading;
+    match value {
+        "clears-failures" => Ok(RefreshReading::ClearsFailures),
+        "retries-now" => Ok(RefreshReading::RetriesNow),
+        other => Err(format!(
+            "`{other}` is not a reading of Refresh: clears-failures or retries-now"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +176,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or_default(),
         initial_secret: send::secret_from_env().ok(),
+        refresh: args.refresh,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -13,7 +13,7 @@ use axum::Router;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use passfort_sender_sim::prelude::*;
-use passfort_sender_sim::sandbox::{Sandbox, SandboxOptions, StateFile};
+use passfort_sender_sim::sandbox::{RefreshReading, Sandbox, SandboxOptions, StateFile};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -84,11 +84,21 @@ fn open(state: Option<&Path>) -> Harness {
 }
 
 fn open_with(clock: VirtualClock, receiver: Receiver, state: Option<&Path>) -> Harness {
+    open_reading(clock, receiver, state, RefreshReading::default())
+}
+
+fn open_reading(
+    clock: VirtualClock,
+    receiver: Receiver,
+    state: Option<&Path>,
+    refresh: RefreshReading,
+) -> Harness {
     let options = SandboxOptions {
         time_scale: 1.0,
         state: state.map(Path::to_owned),
         seed: 7,
         initial_secret: None,
+        refresh,
     };
     let sandbox = Sandbox::open(options, clock.clone(), receiver.transport()).unwrap();
     let app = sandbox.router();
@@ -186,6 +196,8 @@ async fn page_and_its_assets_are_served() {
         "status-next-retry",
         "status-recent-failures",
         "status-refresh",
+        "status-stalled-for",
+        "status-refresh-hint",
         "status-retry",
         "trigger-event",
         "trigger-count",
@@ -488,6 +500,11 @@ async fn status_queue_goes_waiting_stalled_and_back_to_empty_with_retry_and_refr
     assert_eq!(status["waiting"], 3);
     assert_eq!(status["failed_attempts"], 1);
     assert_eq!(status["next_retry_in_seconds"], 30.0);
+    assert_eq!(status["stalled_for_seconds"], 0.0);
+    assert_eq!(
+        status["refresh"], "clears-failures",
+        "the About page's reading by default"
+    );
     let failures = status["recent_failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["webhook_id"], ids[0].as_str());
@@ -507,6 +524,8 @@ async fn status_queue_goes_waiting_stalled_and_back_to_empty_with_retry_and_refr
     let status = h.get("/api/status").await;
     assert_eq!(status["failed_attempts"], 2);
     assert_eq!(status["next_retry_in_seconds"], 60.0);
+    // "Stalled for" counts from the first failure since the last delivery, not the latest.
+    assert_eq!(status["stalled_for_seconds"], 29.0);
 
     // Refresh clears Recent failures and nothing else.
     let refreshed = h.post("/api/refresh").await;
@@ -522,6 +541,7 @@ async fn status_queue_goes_waiting_stalled_and_back_to_empty_with_retry_and_refr
     let status = h.get("/api/status").await;
     assert_eq!(status["state"], "Empty");
     assert_eq!(status["failed_attempts"], 0);
+    assert_eq!(status["stalled_for_seconds"], Value::Null);
     assert_eq!(status["totals"]["delivered"], 3);
     h.clock.advance(Duration::from_secs(90));
     let status = h.get("/api/status").await;
@@ -997,4 +1017,33 @@ fn a_stale_world_readable_temporary_file_does_not_publish_the_secret() {
         0,
         "mode {mode:o}: the state file holds the secret"
     );
+}
+
+/// PassFort's stalled-queue page reads Refresh as "retry now, ignoring back-off" (spec §5): with
+/// that setting the sandbox's Refresh sends the head at once and keeps Recent failures.
+#[tokio::test]
+async fn refresh_read_as_the_stalled_queue_page_says_retries_now() {
+    let h = open_reading(
+        VirtualClock::new(),
+        Receiver::new(),
+        None,
+        RefreshReading::RetriesNow,
+    );
+    h.configure().await;
+    h.trigger(json!({"event": "CHECK_COMPLETED", "count": 1}))
+        .await;
+    h.receiver.answer(503);
+    assert_eq!(h.sandbox.deliver_due().await.len(), 1);
+    h.clock.advance(Duration::from_secs(5));
+    assert!(h.sandbox.deliver_due().await.is_empty(), "30 s back-off");
+    let refreshed = h.post("/api/refresh").await;
+    assert_eq!(refreshed["refresh"], "retries-now");
+    assert_eq!(
+        refreshed["recent_failures"].as_array().unwrap().len(),
+        1,
+        "this reading does not clear the list"
+    );
+    let sent = h.sandbox.deliver_due().await;
+    assert_eq!(sent.len(), 1, "Refresh ignored the back-off");
+    assert_eq!(sent[0].try_number, 2);
 }

@@ -437,7 +437,11 @@ async fn page_configures_delivers_stalls_refreshes_and_retries() {
     assert_eq!(config["secret"], "********", "masked");
     assert_eq!(config["endpoint"], receiver.url());
     let events = config["enabled_events"].as_array().unwrap();
-    assert_eq!(events.len(), 10);
+    assert_eq!(
+        events.len(),
+        passfort_sender_sim::EventType::KNOWN.len() - 1,
+        "all but the one unticked"
+    );
     assert!(!events.contains(&json!("COLLECTION_STEPS_COMPLETED")));
     let secret_field = client.find(Locator::Id("config-secret")).await.unwrap();
     assert_eq!(
@@ -514,6 +518,20 @@ async fn page_configures_delivers_stalls_refreshes_and_retries() {
         attr(&client, "status-next-retry", "data-next-retry").await,
         ""
     );
+    // "Stalled for", as PassFort's stalled-queue page shows it, and its "Retry now" button.
+    assert_ne!(
+        attr(&client, "status-stalled-for", "data-stalled-since").await,
+        ""
+    );
+    assert!(
+        text(&client, "status-stalled-for").await.contains("since"),
+        "{}",
+        text(&client, "status-stalled-for").await
+    );
+    assert_eq!(text(&client, "status-retry").await, "Retry now");
+    assert!(text(&client, "status-refresh-hint")
+        .await
+        .contains("clears Recent failures"));
     screenshot(&client, "03-stalled").await;
 
     // -- Refresh clears Recent failures; the queue stays stalled.

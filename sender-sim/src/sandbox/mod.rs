@@ -95,6 +95,23 @@ pub struct SandboxOptions {
     /// The secret to start with when no saved state has one (the binary reads
     /// `PASSFORT_WEBHOOK_SECRET`). Never from a command-line argument.
     pub initial_secret: Option<Secret>,
+    /// What the Refresh button does: PassFort's two pages disagree (spec §5).
+    pub refresh: RefreshReading,
+}
+
+/// What PassFort's Refresh button does. Its "About" page says Refresh clears Recent failures
+/// (and Retry sends at once); its page on a stalled queue says Refresh "forces the system to
+/// retry webhooks immediately and ignore any exponential backoff" (spec §5). The sandbox
+/// follows the "About" page unless told otherwise (`passfort-sim serve --refresh`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshReading {
+    /// The "About" page: Refresh clears Recent failures, nothing more.
+    #[default]
+    ClearsFailures,
+    /// The stalled-queue page: Refresh sends the queue's head now, ignoring back-off, like
+    /// Retry now.
+    RetriesNow,
 }
 
 impl Default for SandboxOptions {
@@ -104,6 +121,7 @@ impl Default for SandboxOptions {
             state: None,
             seed: 0,
             initial_secret: None,
+            refresh: RefreshReading::default(),
         }
     }
 }
@@ -119,6 +137,7 @@ struct Inner {
     /// Wakes [`Sandbox::run`] when it went idle (nothing due) and something may now be due.
     kick: Notify,
     save_error: Mutex<Option<String>>,
+    refresh: RefreshReading,
 }
 
 /// A running sandbox: one PassFort account, its engine, its page and API.
@@ -231,6 +250,7 @@ impl Sandbox {
                 attempts: Mutex::new(VecDeque::new()),
                 kick: Notify::new(),
                 save_error: Mutex::new(None),
+                refresh: options.refresh,
             }),
         };
         // Write the file at once: a bad path shows at start, not at the first trigger.
@@ -257,7 +277,12 @@ impl Sandbox {
     pub fn status_view(&self) -> StatusView {
         let attempts = self.recent_attempts();
         let save_error = lock(&self.inner.save_error).clone();
-        view::status_view(&self.inner.engine, &attempts, save_error)
+        view::status_view(
+            &self.inner.engine,
+            &attempts,
+            save_error,
+            self.inner.refresh,
+        )
     }
 
     /// The delivery loop: sends whatever becomes due, for ever, on the engine's clock. The
@@ -408,9 +433,13 @@ impl Sandbox {
         self.kick();
     }
 
-    /// PassFort's Refresh button: clears Recent failures.
+    /// PassFort's Refresh button, read as [`SandboxOptions::refresh`] says: clears Recent
+    /// failures (the "About" page, the default), or retries now (the stalled-queue page).
     pub fn refresh(&self) {
-        self.inner.engine.refresh();
+        match self.inner.refresh {
+            RefreshReading::ClearsFailures => self.inner.engine.refresh(),
+            RefreshReading::RetriesNow => self.retry(),
+        }
     }
 }
 

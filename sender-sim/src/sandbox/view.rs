@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::attempt::{format_time, Attempt, Outcome};
 use crate::engine::Engine;
 use crate::event::EventType;
+use crate::sandbox::RefreshReading;
 use crate::status::QueueState;
 
 /// The "Queue" line.
@@ -74,6 +75,13 @@ pub struct StatusView {
     pub last_processed_ago_seconds: Option<f64>,
     /// "Failed attempts" at the current head.
     pub failed_attempts: u32,
+    /// "Stalled": since when the queue has been stalled (the first failed attempt since the last
+    /// delivery), while stalled and something failed.
+    pub stalled_since: Option<String>,
+    /// "Stalled for": seconds from `stalled_since` to `as_of`.
+    pub stalled_for_seconds: Option<f64>,
+    /// What the Refresh button does here (PassFort's two pages disagree, spec §5).
+    pub refresh: RefreshReading,
     /// "Retry": when the head is next sent, while stalled.
     pub next_retry: Option<String>,
     /// Seconds from `as_of` to `next_retry` (0 when due).
@@ -101,6 +109,7 @@ pub fn status_view(
     engine: &Engine,
     attempts: &[Attempt],
     state_error: Option<String>,
+    refresh: RefreshReading,
 ) -> StatusView {
     let status = engine.status();
     let state = match status.queue {
@@ -130,8 +139,22 @@ pub fn status_view(
             }
         })
         .collect();
+    // The failures since the last delivery, most recent first: the earliest is when the queue
+    // stalled.
+    let stalled_since = (state == State::Stalled)
+        .then(|| {
+            attempts
+                .iter()
+                .take_while(|attempt| !attempt.outcome.is_delivered())
+                .last()
+                .map(|attempt| attempt.at)
+        })
+        .flatten();
     StatusView {
         state,
+        stalled_since: stalled_since.map(format_time),
+        stalled_for_seconds: stalled_since.map(|at| seconds_between(at, status.as_of)),
+        refresh,
         waiting: status.waiting,
         enabled: status.enabled,
         as_of: format_time(status.as_of),

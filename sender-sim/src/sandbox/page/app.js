@@ -186,6 +186,17 @@ function showStatus(status) {
     : `${duration(status.last_processed_ago_seconds)} ago`;
   last.dataset.lastProcessed = status.last_processed || "";
 
+  const stalled = $("status-stalled-for");
+  stalled.dataset.stalledSince = status.stalled_since || "";
+  stalled.textContent = status.stalled_for_seconds === null
+    ? "—"
+    : `${duration(status.stalled_for_seconds)} (since ${clock(status.stalled_since)})`;
+
+  // PassFort's two pages disagree on Refresh; the sandbox says which reading it follows.
+  $("status-refresh-hint").textContent = status.refresh === "retries-now"
+    ? "Refresh sends the queue's head now, ignoring any back-off (PassFort's stalled-queue page), and keeps Recent failures."
+    : "Refresh clears Recent failures (PassFort's \"About\" page).";
+
   const failed = $("status-failed-attempts");
   failed.textContent = String(status.failed_attempts);
   failed.dataset.failedAttempts = String(status.failed_attempts);
