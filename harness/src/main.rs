@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use passfort_harness::observe::Patience;
 use passfort_harness::{report, run, scenarios, ReportSpec, Secret, Settings};
+use passfort_sender_sim::IdStyle;
 
 /// Exit code for bad usage, the same clap uses for its own usage errors.
 const USAGE: u8 = 2;
@@ -49,10 +50,23 @@ enum Command {
         /// Write a report: junit:PATH, json:PATH or html:PATH (repeatable).
         #[arg(long = "report", value_name = "KIND:PATH")]
         reports: Vec<ReportSpec>,
+        /// What the ids of the webhooks sent look like: `uuid` (version-1 UUIDs, as PassFort's
+        /// samples look) or `opaque` (no UUID, varying length, no order: PassFort's ids are
+        /// opaque, so the target must accept these too).
+        #[arg(long, value_name = "STYLE", default_value = "uuid", value_parser = parse_id_style)]
+        id_style: IdStyle,
         /// Do not draw progress bars.
         #[arg(long)]
         no_progress: bool,
     },
+}
+
+fn parse_id_style(value: &str) -> Result<IdStyle, String> {
+    match value {
+        "uuid" => Ok(IdStyle::V1),
+        "opaque" => Ok(IdStyle::Opaque),
+        other => Err(format!("`{other}` is not an id style: uuid or opaque")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -68,6 +82,7 @@ fn main() -> ExitCode {
             observe_jsonl,
             observe_timeout,
             observe_quiet,
+            id_style,
             reports,
             no_progress,
         } => {
@@ -82,6 +97,7 @@ fn main() -> ExitCode {
             };
             let mut settings = Settings::new(target, secret).only(scenarios);
             settings.observe_jsonl = observe_jsonl;
+            settings.id_style = id_style;
             settings.limits.observe = Patience {
                 timeout: observe_timeout,
                 quiet: observe_quiet,

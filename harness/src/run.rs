@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use passfort_clock::{SharedClock, SystemClock};
+use passfort_sender_sim::IdStyle;
 
 use crate::observe::Observer;
 use crate::progress::Bars;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub progress: bool,
     /// The clock that times answers and deadlines.
     pub clock: SharedClock,
+    /// What the ids of the webhooks sent look like (`--id-style`).
+    pub id_style: IdStyle,
 }
 
 impl Settings {
@@ -47,6 +50,7 @@ impl Settings {
             limits: Limits::default(),
             progress: false,
             clock: Arc::new(SystemClock),
+            id_style: IdStyle::default(),
         }
     }
 
@@ -63,6 +67,12 @@ impl Settings {
         S: Into<String>,
     {
         self.scenarios = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends ids that look as `style` says.
+    pub fn id_style(mut self, style: IdStyle) -> Self {
+        self.id_style = style;
         self
     }
 
@@ -137,8 +147,13 @@ pub async fn run(settings: Settings) -> Result<RunReport, RunError> {
             target: target.clone(),
             observer: observer.clone(),
             limits: settings.limits.clone(),
-            webhooks: Webhooks::new(settings.secret.clone()),
+            webhooks: Webhooks::with_id_style(
+                settings.secret.clone(),
+                rand::random(),
+                settings.id_style,
+            ),
             progress: progress.clone(),
+            id_style: settings.id_style,
         };
         let began = settings.clock.now();
         let outcome = if scenario.needs_observer() && ctx.observer.is_none() {

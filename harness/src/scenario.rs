@@ -181,6 +181,8 @@ pub struct Context {
     pub limits: Limits,
     /// Fresh webhooks for this scenario.
     pub webhooks: Webhooks,
+    /// What their ids look like (the storm's own webhooks too).
+    pub id_style: passfort_sender_sim::IdStyle,
     /// This scenario's progress bar.
     pub progress: Progress,
 }

@@ -1,13 +1,14 @@
 //! The webhooks the harness sends: PassFort envelopes (spec §2) with fresh ids.
 //!
 //! Every id is new for each run (the observe file outlives runs, and a scenario only looks at the
-//! ids it sent), and is a version-1 UUID whose embedded time is the `timestamp`, like PassFort's
-//! (spec §2): text order of such ids is not send order, which catches a receiver that sorts by id.
+//! ids it sent). By default it is a version-1 UUID whose embedded time is the `timestamp`, as
+//! PassFort's samples look; with `--id-style opaque` it is no UUID at all (spec §2: ids are
+//! opaque). Either way text order is not send order, which catches a receiver that sorts by id.
 
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use passfort_sender_sim::{EventType, Generator};
+use passfort_sender_sim::{EventType, Generator, IdStyle};
 use serde_json::{json, Value};
 
 use crate::target::Secret;
@@ -62,10 +63,16 @@ impl Webhooks {
 
     /// A generator whose output depends only on `seed` (ids included).
     pub fn seeded(secret: Secret, seed: u64) -> Self {
+        Self::with_id_style(secret, seed, IdStyle::default())
+    }
+
+    /// A generator whose ids look as `style` says: PassFort's ids are opaque (spec §2), so a
+    /// run with [`IdStyle::Opaque`] shows that the target assumes no UUID and no order in them.
+    pub fn with_id_style(secret: Secret, seed: u64, style: IdStyle) -> Self {
         Self {
             secret,
             state: Mutex::new(State {
-                generator: Generator::new(seed),
+                generator: Generator::new(seed).with_id_style(style),
                 next_event: 0,
             }),
         }

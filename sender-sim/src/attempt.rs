@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// How an attempt ended. Only [`Outcome::Delivered`] takes webhooks off the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,7 +44,7 @@ pub struct Attempt {
     /// Whether this was a batched request.
     pub batched: bool,
     /// The webhooks in the request, in queue order.
-    pub webhook_ids: Vec<Uuid>,
+    pub webhook_ids: Vec<String>,
     /// Which attempt at this head of the queue this was (1 = first try).
     pub try_number: u32,
     /// How it ended.

@@ -155,8 +155,9 @@ impl<'de> Deserialize<'de> for EventType {
 /// is built, from the account settings at that moment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
-    /// A version-1 UUID whose embedded time is `timestamp`.
-    pub id: Uuid,
+    /// An opaque string (spec §2): by default a version-1 UUID whose embedded time is
+    /// `timestamp`, as PassFort's samples look; with [`IdStyle::Opaque`] not a UUID at all.
+    pub id: String,
     /// The `event` string.
     pub event: EventType,
     /// Unix seconds.
@@ -169,7 +170,7 @@ pub struct Webhook {
 #[derive(Debug, Serialize)]
 pub struct Envelope<'a> {
     /// See [`Webhook::id`].
-    pub id: &'a Uuid,
+    pub id: &'a str,
     /// See [`Webhook::event`].
     pub event: &'a EventType,
     /// The shared secret, repeated in every body.
@@ -203,9 +204,13 @@ impl Webhook {
         })
     }
 
-    /// The Unix seconds embedded in the id, if it is a time-based UUID.
+    /// The Unix seconds embedded in the id, if it is a time-based UUID (a test's business:
+    /// nothing may rely on it, ids are opaque).
     pub fn id_unix_seconds(&self) -> Option<u64> {
-        self.id.get_timestamp().map(|ts| ts.to_unix().0)
+        Uuid::parse_str(&self.id)
+            .ok()?
+            .get_timestamp()
+            .map(|ts| ts.to_unix().0)
     }
 }
 
@@ -350,6 +355,10 @@ pub enum IdStyle {
     V1,
     /// Random (from the generator's seed).
     V4,
+    /// Not a UUID at all (`passfort-sim send --id-style opaque`): a prefix and 10 to 40 random
+    /// letters, digits, `-`, `_`, `.` or `:`, of varying length and in no order, so a test shows
+    /// that a receiver assumes nothing about ids (spec §2).
+    Opaque,
 }
 
 /// A seeded source of realistic webhooks: same seed, same webhooks (ids included).
@@ -378,11 +387,24 @@ impl Generator {
         self
     }
 
-    fn mint(&mut self, timestamp: u64) -> Uuid {
+    fn mint(&mut self, timestamp: u64) -> String {
         match self.id_style {
-            IdStyle::V1 => self.ids.mint(timestamp),
-            IdStyle::V4 => self.uuid4(),
+            IdStyle::V1 => self.ids.mint(timestamp).to_string(),
+            IdStyle::V4 => self.uuid4().to_string(),
+            IdStyle::Opaque => self.opaque_id(),
         }
+    }
+
+    fn opaque_id(&mut self) -> String {
+        const PREFIXES: [&str; 4] = ["wh_", "evt:", "pf.", "Q"];
+        const ALPHABET: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:";
+        let prefix = self.pick(&PREFIXES).to_owned();
+        let len = self.rng.gen_range(10..=40);
+        let body: String = (0..len)
+            .map(|_| char::from(ALPHABET[self.rng.gen_range(0..ALPHABET.len())]))
+            .collect();
+        prefix + &body
     }
 
     fn uuid4(&mut self) -> Uuid {

@@ -49,6 +49,14 @@ struct ServeArgs {
     refresh: passfort_sender_sim::sandbox::RefreshReading,
 }
 
+fn parse_id_style(value: &str) -> Result<passfort_sender_sim::IdStyle, String> {
+    match value {
+        "uuid" => Ok(passfort_sender_sim::IdStyle::V1),
+        "opaque" => Ok(passfort_sender_sim::IdStyle::Opaque),
+        other => Err(format!("`{other}` is not an id style: uuid or opaque")),
+    }
+}
+
 fn parse_refresh(value: &str) -> Result<passfort_sender_sim::sandbox::RefreshReading, String> {
     use passfort_sender_sim::sandbox::RefreshReading;
     match value {
@@ -78,6 +86,10 @@ struct SendArgs {
     /// Seed for generated data, ids and batch jitter.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// What the webhooks' ids look like: `uuid` (version-1 UUIDs, as PassFort's samples look)
+    /// or `opaque` (not UUIDs, of varying length, in no order: ids are opaque, spec §2).
+    #[arg(long, value_name = "STYLE", default_value = "uuid", value_parser = parse_id_style)]
+    id_style: passfort_sender_sim::IdStyle,
     /// JSON file with the `data` of each webhook: one object, or an array used in turn.
     /// Needs --event.
     #[arg(long, value_name = "FILE")]
@@ -126,6 +138,7 @@ fn run_send(args: SendArgs) -> anyhow::Result<ExitCode> {
         count: args.count,
         batch: args.batch,
         seed: args.seed,
+        id_style: args.id_style,
         data,
         time_scale: args.time_scale,
         give_up_after: args.give_up_after,

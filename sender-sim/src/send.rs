@@ -13,7 +13,7 @@ use crate::account::{AccountSettings, Secret};
 use crate::attempt::Attempt;
 use crate::clock::SimClock;
 use crate::engine::{Engine, EngineError, EngineOptions, RunOutcome};
-use crate::event::{EventType, Generator, Webhook};
+use crate::event::{EventType, Generator, IdStyle, Webhook};
 use crate::status::StatusQueue;
 use crate::transport::{HttpTransport, TransportError};
 
@@ -33,6 +33,8 @@ pub struct SendOptions {
     pub batch: bool,
     /// `--seed`.
     pub seed: u64,
+    /// `--id-style`: what the webhooks' ids look like.
+    pub id_style: IdStyle,
     /// `--data-file`, already read: the `data` of each webhook, used in turn.
     pub data: Option<Vec<Value>>,
     /// `--time-scale`.
@@ -123,7 +125,7 @@ pub fn webhooks_for(
     if options.count > MAX_COUNT {
         return Err(SendError::TooMany(options.count));
     }
-    let mut generator = Generator::new(options.seed);
+    let mut generator = Generator::new(options.seed).with_id_style(options.id_style);
     match (&options.event, &options.data) {
         (None, Some(_)) => Err(SendError::DataWithoutEvent),
         (Some(_), Some(data)) if data.is_empty() => Err(SendError::EmptyData),
@@ -249,6 +251,7 @@ mod tests {
             count: 3,
             batch: false,
             seed: 1,
+            id_style: IdStyle::default(),
             data: Some(Vec::new()),
             time_scale: 1.0,
             give_up_after: Duration::from_secs(3600),
@@ -266,6 +269,7 @@ mod tests {
             count: usize::MAX,
             batch: false,
             seed: 1,
+            id_style: IdStyle::default(),
             data: None,
             time_scale: 1.0,
             give_up_after: Duration::from_secs(3600),

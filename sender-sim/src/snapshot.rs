@@ -124,7 +124,6 @@ mod exact_time_opt {
 mod exact_failures {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::time::SystemTime;
-    use uuid::Uuid;
 
     use crate::attempt::Outcome;
     use crate::event::EventType;
@@ -132,7 +131,7 @@ mod exact_failures {
 
     #[derive(Serialize, Deserialize)]
     struct Exact {
-        webhook_id: Uuid,
+        webhook_id: String,
         event: EventType,
         timestamp: u64,
         #[serde(with = "super::exact_time_opt")]
@@ -145,7 +144,7 @@ mod exact_failures {
         let exact: Vec<Exact> = failures
             .iter()
             .map(|f| Exact {
-                webhook_id: f.webhook_id,
+                webhook_id: f.webhook_id.clone(),
                 event: f.event.clone(),
                 timestamp: f.timestamp,
                 failed_at: Some(f.failed_at),

@@ -4,7 +4,6 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::attempt::{format_time, Outcome};
 use crate::event::EventType;
@@ -26,7 +25,7 @@ pub enum QueueState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecentFailure {
     /// The webhook's id.
-    pub webhook_id: Uuid,
+    pub webhook_id: String,
     /// Its event.
     pub event: EventType,
     /// Its `timestamp`.

@@ -125,7 +125,7 @@ async fn a_failed_batch_stays_at_the_head_and_batches_hold_at_most_100() {
     };
     let mut generator = Generator::new(3);
     let first = generator.mix(60, clock.now());
-    let first_ids: Vec<_> = first.iter().map(|w| w.id).collect();
+    let first_ids: Vec<_> = first.iter().map(|w| w.id.clone()).collect();
     engine.enqueue_all(first);
 
     // First batch: the 60 queued, fails.
@@ -136,7 +136,7 @@ async fn a_failed_batch_stays_at_the_head_and_batches_hold_at_most_100() {
     // More arrive while the head is failing: the next batch starts with the failed one and
     // carries more behind it, up to 100.
     let more = generator.mix(240, clock.now());
-    let more_ids: Vec<_> = more.iter().map(|w| w.id).collect();
+    let more_ids: Vec<_> = more.iter().map(|w| w.id.clone()).collect();
     engine.enqueue_all(more);
     let a2 = engine.step().await.unwrap();
     assert_eq!(a2.webhook_ids.len(), 100);
@@ -165,7 +165,7 @@ async fn a_failed_batch_stays_at_the_head_and_batches_hold_at_most_100() {
         .filter(|a| a.outcome.is_delivered())
         .flat_map(|a| a.webhook_ids.clone())
         .collect();
-    let all: Vec<_> = first_ids.iter().chain(&more_ids).copied().collect();
+    let all: Vec<_> = first_ids.iter().chain(&more_ids).cloned().collect();
     assert_eq!(delivered, all, "every webhook once, in order");
     // Batches after a success come 0–10 s apart.
     for pair in log[2..].windows(2) {
@@ -385,8 +385,8 @@ async fn recent_failures_hold_the_ten_most_recent_still_waiting() {
     engine.step().await.unwrap();
     let failures = engine.status().recent_failures;
     assert_eq!(failures.len(), 10);
-    let listed: Vec<_> = failures.iter().map(|f| f.webhook_id).collect();
-    let head: Vec<_> = queued[..10].iter().map(|w| w.id).collect();
+    let listed: Vec<_> = failures.iter().map(|f| f.webhook_id.clone()).collect();
+    let head: Vec<_> = queued[..10].iter().map(|w| w.id.clone()).collect();
     assert_eq!(listed, head);
     recorder.answer(200);
     engine.step().await.unwrap();

@@ -90,9 +90,14 @@ fn ids_are_uuid_v1_whose_time_is_the_timestamp_like_the_fixtures() {
     let many = generator.mix(500, at);
     let mut ids = std::collections::HashSet::new();
     for webhook in &many {
-        assert_eq!(webhook.id.get_version_num(), 1);
+        assert_eq!(
+            uuid::Uuid::parse_str(&webhook.id)
+                .unwrap()
+                .get_version_num(),
+            1
+        );
         assert_eq!(webhook.id_unix_seconds(), Some(webhook.timestamp));
-        assert!(ids.insert(webhook.id), "ids are unique");
+        assert!(ids.insert(webhook.id.clone()), "ids are unique");
         assert!(webhook.timestamp <= passfort_sender_sim::event::unix_seconds(at));
     }
 }
@@ -168,7 +173,34 @@ fn ids_can_be_random_uuids_instead() {
     let at = VirtualClock::new().now();
     let mut generator = Generator::new(18).with_id_style(IdStyle::V4);
     let webhooks = generator.mix(50, at);
-    assert!(webhooks.iter().all(|w| w.id.get_version_num() == 4));
+    assert!(webhooks
+        .iter()
+        .all(|w| uuid::Uuid::parse_str(&w.id).unwrap().get_version_num() == 4));
     let again = Generator::new(18).with_id_style(IdStyle::V4).mix(50, at);
+    assert_eq!(webhooks, again, "still seeded");
+}
+
+#[test]
+fn ids_can_be_opaque_strings_that_are_no_uuid_and_in_no_order() {
+    use passfort_sender_sim::IdStyle;
+    let at = VirtualClock::new().now();
+    let webhooks = Generator::new(19)
+        .with_id_style(IdStyle::Opaque)
+        .mix(500, at);
+    let ids: Vec<&str> = webhooks.iter().map(|w| w.id.as_str()).collect();
+    assert!(
+        ids.iter().all(|id| uuid::Uuid::parse_str(id).is_err()),
+        "{ids:?}"
+    );
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "ids are unique");
+    let lengths: std::collections::HashSet<usize> = ids.iter().map(|id| id.len()).collect();
+    assert!(lengths.len() > 10, "lengths vary: {lengths:?}");
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_ne!(sorted, ids, "text order is not send order");
+    let again = Generator::new(19)
+        .with_id_style(IdStyle::Opaque)
+        .mix(500, at);
     assert_eq!(webhooks, again, "still seeded");
 }

@@ -50,7 +50,7 @@ proptest! {
             )
             .unwrap();
             let queued = Generator::new(seed).mix(count, clock.now());
-            let ids: Vec<_> = queued.iter().map(|w| w.id).collect();
+            let ids: Vec<_> = queued.iter().map(|w| w.id.clone()).collect();
             engine.enqueue_all(queued);
             let outcome = engine.run_until_empty(Duration::from_secs(400 * 86_400)).await;
             prop_assert_eq!(outcome, RunOutcome::Emptied);

@@ -5,11 +5,23 @@
 use passfort_harness::{report, run, Status};
 use passfort_receiver::sink::JsonlSink;
 use passfort_receiver::{Receiver, SecretSet, SqliteStore, Worker};
+use passfort_sender_sim::IdStyle;
 
 const SECRET: &str = "conformance-harness-secret";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_harness_scenario_passes_against_our_receiver() {
+    every_scenario_passes_with(IdStyle::default()).await;
+}
+
+/// PassFort's ids are opaque strings (spec §2): the whole harness again, with ids that are no
+/// UUID, vary in length and sort in no particular order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_harness_scenario_passes_against_our_receiver_with_opaque_ids() {
+    every_scenario_passes_with(IdStyle::Opaque).await;
+}
+
+async fn every_scenario_passes_with(id_style: IdStyle) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("receiver.db").display());
     let observe = dir.path().join("processed.jsonl");
@@ -33,8 +45,9 @@ async fn every_harness_scenario_passes_against_our_receiver() {
     let router = receiver.router();
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let settings =
-        run::Settings::new(&url, passfort_harness::Secret::new(SECRET).unwrap()).observe(&observe);
+    let settings = run::Settings::new(&url, passfort_harness::Secret::new(SECRET).unwrap())
+        .observe(&observe)
+        .id_style(id_style);
     let outcome = run::run(settings).await.unwrap();
     let table = report::table(&outcome);
     eprintln!("{table}");
@@ -62,6 +75,12 @@ async fn every_harness_scenario_passes_against_our_receiver() {
         !processed.contains(SECRET),
         "the observe file carries the secret"
     );
+    if id_style == IdStyle::Opaque {
+        let first: serde_json::Value =
+            serde_json::from_str(processed.lines().next().unwrap()).unwrap();
+        let id = first["id"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_err(), "{id} is a UUID");
+    }
     server.abort();
     worker.shutdown().await.unwrap();
 }

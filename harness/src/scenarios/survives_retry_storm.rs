@@ -62,7 +62,9 @@ impl Scenario for SurvivesRetryStorm {
         )
         .map_err(|error| Failure::new(format!("cannot start the simulator: {error}")))?;
 
-        let webhooks = Generator::new(rand::random()).mix(total, SystemTime::now());
+        let webhooks = Generator::new(rand::random())
+            .with_id_style(ctx.id_style)
+            .mix(total, SystemTime::now());
         let ids: Vec<String> = webhooks.iter().map(|w| w.id.to_string()).collect();
         let unbatched = total / UNBATCHED_SHARE;
         let (first, rest) = webhooks.split_at(unbatched);

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::Uri;
-use uuid::Uuid;
 
 use super::queue::State;
 use super::EngineError;
@@ -21,7 +20,7 @@ pub(super) type HeadRequest = Result<http::Request<Bytes>, String>;
 /// What is in flight: taken under the lock with the request, handed back to settle its answer.
 pub(super) struct InFlight {
     /// The webhooks the request carries, head first.
-    pub(super) ids: Vec<Uuid>,
+    pub(super) ids: Vec<String>,
     /// The queue's generation when it was built: an answer for a dropped queue changes nothing.
     pub(super) generation: u64,
     /// 1 for the first attempt at this head.
@@ -48,7 +47,7 @@ impl State {
             .queue
             .iter()
             .take(count)
-            .map(|q| q.webhook.id)
+            .map(|q| q.webhook.id.clone())
             .collect();
         let request = body.and_then(|body| {
             http::Request::builder()

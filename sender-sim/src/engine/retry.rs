@@ -5,8 +5,6 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
-use uuid::Uuid;
-
 use super::exchange::Verdict;
 use super::queue::State;
 use super::request::InFlight;
@@ -103,7 +101,7 @@ impl State {
 
     fn record_failures(
         &mut self,
-        ids: &[Uuid],
+        ids: &[String],
         at: SystemTime,
         outcome: Outcome,
         status: Option<u16>,
@@ -122,7 +120,7 @@ impl State {
                 (
                     q.seq,
                     RecentFailure {
-                        webhook_id: q.webhook.id,
+                        webhook_id: q.webhook.id.clone(),
                         event: q.webhook.event.clone(),
                         timestamp: q.webhook.timestamp,
                         failed_at: at,

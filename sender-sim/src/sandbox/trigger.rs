@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::config::check_event_name;
 use crate::account::AccountSettings;
@@ -166,7 +165,7 @@ pub struct Triggered {
     /// Why some were not queued, for people.
     pub reason: Option<String>,
     /// The ids queued, in queue order.
-    pub webhook_ids: Vec<Uuid>,
+    pub webhook_ids: Vec<String>,
 }
 
 /// Splits `webhooks` into those PassFort would queue under `settings` and an account of the
@@ -204,7 +203,7 @@ pub fn admit(settings: &AccountSettings, webhooks: Vec<Webhook>) -> (Vec<Webhook
         queued: accepted.len(),
         not_queued: skipped.len(),
         reason,
-        webhook_ids: accepted.iter().map(|w| w.id).collect(),
+        webhook_ids: accepted.iter().map(|w| w.id.clone()).collect(),
     };
     (accepted, triggered)
 }

@@ -5,7 +5,6 @@
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::attempt::{format_time, Attempt, Outcome};
 use crate::engine::Engine;
@@ -28,7 +27,7 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailureView {
     /// The webhook.
-    pub webhook_id: Uuid,
+    pub webhook_id: String,
     /// Its event.
     pub event: EventType,
     /// Its `timestamp`.
@@ -129,7 +128,7 @@ pub fn status_view(
                 None => (None, Some(failure.reason.clone())),
             };
             FailureView {
-                webhook_id: failure.webhook_id,
+                webhook_id: failure.webhook_id.clone(),
                 event: failure.event.clone(),
                 timestamp: failure.timestamp,
                 failed_at: format_time(failure.failed_at),
