@@ -38,6 +38,22 @@ pub enum Event {
     TaskIsCompleteChanged(TaskIsCompleteChanged),
     /// `COLLECTION_STEPS_COMPLETED` (deprecated).
     CollectionStepsCompleted(CollectionStepsCompleted),
+    /// `COLLECTED_DATA_CHANGED`: the current collected-data event (new accounts get it instead
+    /// of `COLLECTED_DATA_UPDATED`); string inferred, `data` taken to be the same shape.
+    CollectedDataChanged(CollectedDataChanged),
+    /// `TASK_CREATED` (string inferred, no public sample: `data` kept raw).
+    TaskCreated(TaskCreated),
+    /// `RISK_SCORE_CHANGED` (string inferred, no public sample: `data` kept raw).
+    RiskScoreChanged(RiskScoreChanged),
+    /// `CUSTOMER_REQUEST_CHANGED`: a document request sent to an applicant changed (string
+    /// inferred, no public sample: `data` kept raw).
+    CustomerRequestChanged(CustomerRequestChanged),
+    /// `EVENTS_CREATED`: profile events (flags, alerts) were created (string inferred, no
+    /// public sample: `data` kept raw).
+    EventsCreated(EventsCreated),
+    /// `EVENTS_UPDATED`: profile events were updated (string inferred, no public sample:
+    /// `data` kept raw).
+    EventsUpdated(EventsUpdated),
     /// An event this library does not know, or a known one whose `data` has an unexpected shape.
     Unknown {
         /// The `event` string as sent.
@@ -48,7 +64,7 @@ pub enum Event {
 }
 
 /// The `event` strings this library reads into typed variants.
-pub const KNOWN_EVENTS: [&str; 11] = [
+pub const KNOWN_EVENTS: [&str; 17] = [
     "PRODUCT_STATUS_CHANGED",
     "CHECK_COMPLETED",
     "COLLECTED_DATA_UPDATED",
@@ -60,6 +76,12 @@ pub const KNOWN_EVENTS: [&str; 11] = [
     "PROFILE_STATUS_CHANGED",
     "TASK_IS_COMPLETE_CHANGED",
     "COLLECTION_STEPS_COMPLETED",
+    "COLLECTED_DATA_CHANGED",
+    "TASK_CREATED",
+    "RISK_SCORE_CHANGED",
+    "CUSTOMER_REQUEST_CHANGED",
+    "EVENTS_CREATED",
+    "EVENTS_UPDATED",
 ];
 
 impl Event {
@@ -80,6 +102,12 @@ impl Event {
             "PROFILE_STATUS_CHANGED" => typed(data, Event::ProfileStatusChanged),
             "TASK_IS_COMPLETE_CHANGED" => typed(data, Event::TaskIsCompleteChanged),
             "COLLECTION_STEPS_COMPLETED" => typed(data, Event::CollectionStepsCompleted),
+            "COLLECTED_DATA_CHANGED" => typed(data, Event::CollectedDataChanged),
+            "TASK_CREATED" => typed(data, Event::TaskCreated),
+            "RISK_SCORE_CHANGED" => typed(data, Event::RiskScoreChanged),
+            "CUSTOMER_REQUEST_CHANGED" => typed(data, Event::CustomerRequestChanged),
+            "EVENTS_CREATED" => typed(data, Event::EventsCreated),
+            "EVENTS_UPDATED" => typed(data, Event::EventsUpdated),
             _ => None,
         };
         known.unwrap_or_else(|| Event::Unknown {
@@ -102,6 +130,12 @@ impl Event {
             Event::ProfileStatusChanged(_) => "PROFILE_STATUS_CHANGED",
             Event::TaskIsCompleteChanged(_) => "TASK_IS_COMPLETE_CHANGED",
             Event::CollectionStepsCompleted(_) => "COLLECTION_STEPS_COMPLETED",
+            Event::CollectedDataChanged(_) => "COLLECTED_DATA_CHANGED",
+            Event::TaskCreated(_) => "TASK_CREATED",
+            Event::RiskScoreChanged(_) => "RISK_SCORE_CHANGED",
+            Event::CustomerRequestChanged(_) => "CUSTOMER_REQUEST_CHANGED",
+            Event::EventsCreated(_) => "EVENTS_CREATED",
+            Event::EventsUpdated(_) => "EVENTS_UPDATED",
             Event::Unknown { event, .. } => event,
         }
     }
@@ -110,6 +144,35 @@ impl Event {
     pub fn is_unknown(&self) -> bool {
         matches!(self, Event::Unknown { .. })
     }
+}
+
+/// `data` of `COLLECTED_DATA_CHANGED`: inferred to be `COLLECTED_DATA_UPDATED`'s (spec §2).
+pub type CollectedDataChanged = CollectedDataUpdated;
+
+/// Declares events known by name whose `data` has no public sample: each holds `data` exactly
+/// as sent, never rejected for its shape.
+macro_rules! raw_data {
+    ($($(#[doc = $doc:literal])* $name:ident;)+) => {
+        $(
+            $(#[doc = $doc])*
+            #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+            #[serde(transparent)]
+            pub struct $name(pub Value);
+        )+
+    };
+}
+
+raw_data! {
+    /// `data` of `TASK_CREATED`, as sent.
+    TaskCreated;
+    /// `data` of `RISK_SCORE_CHANGED`, as sent.
+    RiskScoreChanged;
+    /// `data` of `CUSTOMER_REQUEST_CHANGED`, as sent.
+    CustomerRequestChanged;
+    /// `data` of `EVENTS_CREATED`, as sent.
+    EventsCreated;
+    /// `data` of `EVENTS_UPDATED`, as sent.
+    EventsUpdated;
 }
 
 /// `{id, alias, name}` of a product (or of a check variant): PassFort names things this way.

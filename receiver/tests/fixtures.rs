@@ -25,14 +25,20 @@ fn every_fixture_file_is_covered_here() {
         [
             "batch.json",
             "check_completed.json",
+            "collected_data_changed.json",
             "collected_data_updated.json",
             "collection_steps_completed.json",
+            "customer_request_changed.json",
+            "events_created.json",
+            "events_updated.json",
             "form_state_changed.json",
             "manual_action_required.json",
             "product_badge_changed.json",
             "product_status_changed.json",
             "profile_status_changed.json",
             "risk_level_changed.json",
+            "risk_score_changed.json",
+            "task_created.json",
             "task_is_complete_changed.json",
             "task_state_changed.json",
             "unknown_event.json",
@@ -181,7 +187,7 @@ fn unknown_event_is_unknown_with_its_raw_data() {
     let raw = fixture("unknown_event.json");
     match typed("unknown_event.json") {
         Event::Unknown { event, raw: data } => {
-            assert_eq!(event, "CUSTOMER_REQUEST_CHANGED");
+            assert_eq!(event, "APPLICANT_PORTAL_VISITED");
             assert_eq!(data, raw["data"]);
         }
         other => panic!("expected Unknown, got {other:?}"),
@@ -252,4 +258,34 @@ async fn every_fixture_is_accepted_stored_without_secret_and_handed_on() {
     for entry in store.entries().await.unwrap() {
         assert!(!entry.webhook.to_json_string().contains(FIXTURE_SECRET));
     }
+}
+
+#[test]
+fn the_newer_events_are_known_by_name_with_their_data_as_sent() {
+    for (name, event) in [
+        ("task_created.json", "TASK_CREATED"),
+        ("risk_score_changed.json", "RISK_SCORE_CHANGED"),
+        ("customer_request_changed.json", "CUSTOMER_REQUEST_CHANGED"),
+        ("events_created.json", "EVENTS_CREATED"),
+        ("events_updated.json", "EVENTS_UPDATED"),
+    ] {
+        let raw = fixture(name);
+        let typed = typed(name);
+        assert!(!typed.is_unknown(), "{name}: {typed:?}");
+        assert_eq!(typed.name(), event);
+        let data = match typed {
+            Event::TaskCreated(d) => d.0,
+            Event::RiskScoreChanged(d) => d.0,
+            Event::CustomerRequestChanged(d) => d.0,
+            Event::EventsCreated(d) => d.0,
+            Event::EventsUpdated(d) => d.0,
+            other => panic!("{name} read as {other:?}"),
+        };
+        assert_eq!(data, raw["data"], "{name}: data kept raw");
+    }
+    // COLLECTED_DATA_CHANGED is read with COLLECTED_DATA_UPDATED's shape.
+    let Event::CollectedDataChanged(d) = typed("collected_data_changed.json") else {
+        panic!("not typed")
+    };
+    assert!(d.old_data.is_some() && d.new_data.is_some());
 }

@@ -151,12 +151,13 @@ pub enum ForgeryKind {
     NoAuthorization,
 }
 
-/// Event names PassFort's newer help pages mention that the library does not know.
+/// Event names no PassFort page names (the newer ones it does name, such as
+/// `CUSTOMER_REQUEST_CHANGED`, the library knows): what a later PassFort release may send.
 pub const UNKNOWN_EVENTS: [&str; 4] = [
-    "CUSTOMER_REQUEST_CHANGED",
-    "RISK_SCORE_CHANGED",
-    "TASK_CREATED",
-    "EVENTS_UPDATED",
+    "APPLICANT_PORTAL_VISITED",
+    "RISK_SCORE_RECALCULATED_V2",
+    "TASK_REASSIGNED",
+    "EVENTS_ARCHIVED",
 ];
 
 fn current_events() -> Vec<EventType> {

@@ -39,7 +39,7 @@ fn webhooks(clock: &VirtualClock, seed: u64) -> Vec<Webhook> {
     let mut hooks = generator.mix(40, clock.now());
     for position in [5, 23] {
         let unknown = generator.webhook_with_data(
-            EventType::Other("CUSTOMER_REQUEST_CHANGED".into()),
+            EventType::Other("APPLICANT_PORTAL_VISITED".into()),
             clock.now(),
             json!({"customer_request": {"id": "cr-1", "state": "OPEN"}, "profile_id": null}),
         );

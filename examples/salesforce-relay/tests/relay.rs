@@ -75,7 +75,7 @@ async fn every_webhook_arrives_once_in_order_without_the_secret() {
         .map(|i| match i % 3 {
             0 => testing::product_status_changed(),
             1 => testing::check_completed(),
-            _ => testing::unknown_event("CUSTOMER_REQUEST_CHANGED"),
+            _ => testing::unknown_event("APPLICANT_PORTAL_VISITED"),
         })
         .collect();
     let batch: Vec<WebhookBuilder> = (0..5).map(|_| testing::collected_data_updated()).collect();
