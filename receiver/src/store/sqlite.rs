@@ -24,7 +24,7 @@ use crate::retention::{Cutoffs, Pruned, RetentionStatus};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -81,9 +81,25 @@ impl SqliteStore {
             // The one writer connection is local and long-lived: pinging it before every
             // transaction would only add a round trip to the answer.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await?;
+            .acquire_timeout(Duration::from_secs(30));
+        // A write that fails on a full disk (SQLITE_FULL, SQLITE_IOERR) may make SQLite roll
+        // the transaction back by itself; sqlx's own ROLLBACK then fails and the connection
+        // believes it is still inside a transaction, refusing every later BEGIN: a disk full
+        // for a minute became an outage until restart. Such a connection is closed when it is
+        // handed back (closing rolls back whatever SQLite still holds) and the pool opens a
+        // fresh one. An in-memory database lives on its one connection, so it keeps it.
+        let writer = if in_memory {
+            writer
+        } else {
+            writer.after_release(|conn, _| {
+                Box::pin(async move {
+                    // The ping runs after the rollback sqlx queued for a dropped transaction.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+        };
+        let writer = writer.connect_with(options.clone()).await?;
         if !in_memory {
             give_space_back_when_freed(&writer).await?;
         }
@@ -816,5 +832,85 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?)
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::{product_status_changed, verified};
+    use std::time::UNIX_EPOCH;
+
+    /// Caps the database at its current size plus `extra` pages: SQLite then answers
+    /// `SQLITE_FULL` exactly as on a full disk, without one.
+    async fn cap(store: &SqliteStore, extra: i64) {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + extra))
+            .execute(&store.writer)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A full database (or disk) must be an outage only while it lasts: once there is room
+    /// again the same store, without a restart, stores again. Before the fix the single writer
+    /// connection stayed inside the failed transaction and every later write answered
+    /// "attempted to call begin_with at non-zero transaction depth".
+    #[tokio::test]
+    async fn a_full_database_recovers_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("full.db").display());
+        let store = SqliteStore::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        cap(&store, 4).await;
+        let big = "x".repeat(8 * 1024);
+        let mut stored = Vec::new();
+        let mut failures = 0;
+        for n in 0..64 {
+            let webhook = product_status_changed().field("padding", big.clone().into());
+            let id = webhook.get_id().to_owned();
+            match store.insert(&verified(&[webhook]), at).await {
+                Ok(outcome) => {
+                    assert_eq!(outcome.stored, vec![id.clone()], "webhook {n}");
+                    stored.push(id);
+                }
+                Err(e) => {
+                    failures += 1;
+                    assert!(
+                        e.to_string().contains("full"),
+                        "a full database must say so, got: {e}"
+                    );
+                }
+            }
+        }
+        assert!(failures > 0, "the cap never filled the database");
+        let entries = store.entries().await.unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = entries.iter().map(|e| e.webhook.id.clone()).collect();
+        assert_eq!(ids, stored, "a failed write left something behind");
+
+        // Room again: the same store takes writes and the worker's path works.
+        cap(&store, 10_000).await;
+        let webhook = product_status_changed();
+        let id = webhook.get_id().to_owned();
+        let outcome = store
+            .insert(&verified(&[webhook]), at)
+            .await
+            .unwrap_or_else(|e| panic!("no recovery once there is room: {e}"));
+        assert_eq!(outcome.stored, vec![id]);
+        let lease = store
+            .lease_next("w", at, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("the worker cannot lease after the outage: {e}"));
+        let Lease::Acquired(leased) = lease else {
+            panic!("expected the head, got {lease:?}");
+        };
+        store
+            .complete(leased.seq, "w", at)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
