@@ -23,6 +23,7 @@
 //! | [`leak`] | looks for secrets in stored bytes, log lines and handler inputs |
 //! | [`log_capture`] | the process-wide tracing subscriber whose output [`leak`] reads |
 //! | [`fixture`] | the golden fixtures of `tests/fixtures/` and JSON shape comparison |
+//! | [`power_cut`] | a FUSE filesystem that forgets what was not synced when the test cuts the power |
 //! | [`process`] | the real `passfort-receiver` binary: build, spawn, readiness, SIGKILL |
 
 #![warn(missing_docs)]
@@ -34,6 +35,8 @@ pub mod fixture;
 pub mod handler;
 pub mod leak;
 pub mod log_capture;
+#[cfg(target_os = "linux")]
+pub mod power_cut;
 pub mod process;
 pub mod property;
 pub mod run;

@@ -28,7 +28,7 @@ pub enum ProcessError {
         source: std::io::Error,
     },
     /// `cargo build` failed.
-    #[error("building passfort-receiver failed ({0})")]
+    #[error("building a workspace binary failed ({0})")]
     Build(String),
     /// The binary exited or went quiet before its readiness line.
     #[error("passfort-receiver did not become ready: {0}")]
@@ -59,8 +59,17 @@ fn profile_dir() -> Result<PathBuf, ProcessError> {
 /// the receiver, run `cargo build -p passfort-receiver` before `cargo test -p
 /// passfort-conformance`.
 pub fn receiver_binary() -> Result<PathBuf, ProcessError> {
+    workspace_binary("passfort-receiver", "passfort-receiver")
+}
+
+/// The `passfort-sim` binary of this build, found or built like [`receiver_binary`].
+pub fn simulator_binary() -> Result<PathBuf, ProcessError> {
+    workspace_binary("passfort-sender-sim", "passfort-sim")
+}
+
+fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf, ProcessError> {
     let profile = profile_dir()?;
-    let binary = profile.join(format!("passfort-receiver{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     if binary.is_file() {
         return Ok(binary);
     }
@@ -74,13 +83,7 @@ pub fn receiver_binary() -> Result<PathBuf, ProcessError> {
         .unwrap_or_default();
     let mut build = Command::new(env!("CARGO"));
     build
-        .args([
-            "build",
-            "-p",
-            "passfort-receiver",
-            "--bin",
-            "passfort-receiver",
-        ])
+        .args(["build", "-p", package, "--bin", bin])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -90,7 +93,7 @@ pub fn receiver_binary() -> Result<PathBuf, ProcessError> {
     }
     let status = build
         .status()
-        .map_err(io("cannot run cargo to build passfort-receiver"))?;
+        .map_err(io(format!("cannot run cargo to build {bin}")))?;
     if !status.success() || !binary.is_file() {
         return Err(ProcessError::Build(format!(
             "{status}; expected {}",
@@ -169,6 +172,11 @@ impl ReceiverProcess {
     /// `GET /status` on the admin address.
     pub fn status_url(&self) -> String {
         format!("http://{}/status", self.admin)
+    }
+
+    /// The process id (to signal it without waiting, e.g. while its file operations hang).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
