@@ -483,9 +483,6 @@ impl PowerCutFs {
         }
     }
 
-    fn hold(&self, reply: impl Send + 'static) {
-        self.lock().held.push(Box::new(reply));
-    }
 }
 
 /// A mounted [`PowerCutFs`]; unmounted when dropped.
@@ -550,8 +547,8 @@ macro_rules! reply_or_hold {
         match $state.pass($ino, $kind, $what) {
             Gate::Go => {}
             Gate::Hold => {
-                drop($state);
-                $self.fs.hold($reply);
+                // Under the same lock as the decision: a release in between would miss it.
+                $state.held.push(Box::new($reply));
                 return;
             }
             Gate::Fail => return $reply.error(Errno::EIO),

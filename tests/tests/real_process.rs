@@ -275,6 +275,13 @@ async fn play(case: &RealCase, binary: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
 
+    // A case whose simulator finished before any kill proved nothing about a crash.
+    if kills_done == 0 {
+        return Err(format!(
+            "no SIGKILL happened: the simulator finished before the first planned kill ({:?})",
+            case.kills
+        ));
+    }
     let outcome = driver.await.map_err(|e| e.to_string())?;
     let attempts = engine.attempts();
     let log = || {

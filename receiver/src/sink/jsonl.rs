@@ -36,6 +36,12 @@ impl JsonlSink {
             .open(&path)
             .map_err(open_err)?;
         let last_id = repair_and_read_last_id(&mut file).map_err(open_err)?;
+        // A file just created exists after a power cut only once its directory entry is on
+        // disk: without this, lines synced one by one (and marked done in the store) vanished
+        // with the whole file when the power went out (found by tests/tests/power_cut.rs).
+        file.sync_all()
+            .and_then(|()| sync_directory_of(&path))
+            .map_err(open_err)?;
         Ok(Self {
             path,
             state: Arc::new(Mutex::new(JsonlState { file, last_id })),
@@ -46,6 +52,15 @@ impl JsonlSink {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Makes the directory entry of `path` durable.
+fn sync_directory_of(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Truncates an incomplete last line (a write cut by a crash) and returns the id on the last
