@@ -176,7 +176,7 @@ impl ReceiverProcess {
 
     /// The process id (to signal it without waiting, e.g. while its file operations hang).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.child.id()
     }
 
     /// Kills the process with SIGKILL (no clean-up of any kind) and reaps it.
