@@ -71,6 +71,7 @@ pub mod http;
 pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod process;
+pub mod redact;
 pub mod replay;
 pub mod retention;
 pub mod retry;
@@ -93,6 +94,7 @@ pub use event::Event;
 pub use handler::{handler_fn, Handler, HandlerError, HandlerFn, Job};
 pub use http::{Receiver, ReceiverBuilder};
 pub use metrics::Metrics;
+pub use redact::redact_url;
 pub use retention::{Pruned, Retention};
 pub use retry::RetryPolicy;
 pub use secret::{SecretError, SecretSet, SecretSourceError};

@@ -26,7 +26,7 @@ pub enum QueueState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// When the report was made, on the receiver's clock: "how long ago" is counted from here.
-    #[serde(with = "crate::store::time_format")]
+    #[serde(with = "crate::status::time_format")]
     pub as_of: SystemTime,
     /// Empty, waiting or stalled.
     pub queue: QueueState,
@@ -162,5 +162,27 @@ impl fmt::Display for Report {
             }
         }
         Ok(())
+    }
+}
+
+/// RFC 3339 (UTC, milliseconds) in JSON: how status times are shown.
+pub(crate) mod time_format {
+    use serde::Serializer;
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    pub mod option {
+        use serde::Serializer;
+        use std::time::SystemTime;
+
+        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+                None => s.serialize_none(),
+            }
+        }
     }
 }

@@ -234,7 +234,7 @@ pub struct Hour {
     /// The length of one step (60).
     pub minute_seconds: u64,
     /// The start of the first minute.
-    #[serde(with = "crate::store::time_format")]
+    #[serde(with = "crate::status::time_format")]
     pub first_minute: SystemTime,
     /// Webhooks in requests answered 200.
     pub received: Vec<u64>,

@@ -166,7 +166,7 @@ where
         tracing::info!(
             listen = %public_addr,
             admin = ?admin_addr,
-            database = %store::display_url(&config.database),
+            database = %passfort_receiver::redact_url(&config.database),
             login_url = %config.salesforce.login_url,
             target_path = %config.salesforce.target_path,
             secrets = config.secrets.len(),

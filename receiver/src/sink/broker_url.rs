@@ -4,7 +4,7 @@
 //! The password comes from the URL's user part or, when the URL has none, from
 //! [`SINK_PASSWORD_ENV`] (so that it need not sit in a command line or a unit file). It never
 //! reaches a log line, an error, `/status` or the database: the URL is only ever shown through
-//! [`crate::store::display_url`], the broker clients are given the password apart from any URL
+//! [`crate::redact::redact_url`], the broker clients are given the password apart from any URL
 //! they might echo, and every error a broker sink returns goes through `BrokerUrl::scrub`.
 
 use super::SinkError;
@@ -63,7 +63,7 @@ impl BrokerUrl {
         scheme: &str,
         env_password: Option<String>,
     ) -> Result<Self, SinkError> {
-        let shown = crate::store::display_url(raw);
+        let shown = crate::redact::redact_url(raw);
         let invalid = |reason: String| SinkError::InvalidUrl {
             url: shown.clone(),
             reason,

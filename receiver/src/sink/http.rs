@@ -38,7 +38,7 @@ impl fmt::Debug for HttpSink {
 impl HttpSink {
     /// The URL as errors and logs may show it: without a password.
     fn shown_url(&self) -> String {
-        crate::store::display_url(&self.url)
+        crate::redact::redact_url(&self.url)
     }
 }
 

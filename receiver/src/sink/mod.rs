@@ -184,9 +184,9 @@ impl fmt::Display for Sink {
             Sink::Jsonl(path) => write!(f, "jsonl:{}", path.display()),
             Sink::Exec(command) => write!(f, "exec:{command}"),
             // A URL may carry credentials (`https://user:password@host/…`): never shown.
-            Sink::Http(url) => write!(f, "http:{}", crate::store::display_url(url)),
+            Sink::Http(url) => write!(f, "http:{}", crate::redact::redact_url(url)),
             Sink::Nats(url) | Sink::Amqp(url) | Sink::Redis(url) => {
-                f.write_str(&crate::store::display_url(url))
+                f.write_str(&crate::redact::redact_url(url))
             }
         }
     }

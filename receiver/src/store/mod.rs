@@ -45,6 +45,9 @@
 //! Times come from the caller (the receiver's and worker's [`passfort_clock::Clock`]), never from
 //! the database server, so tests drive them with a `VirtualClock`.
 
+mod dedup;
+mod lease;
+mod open;
 mod ordering;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -54,9 +57,11 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use open::{migrate, open, open_with, sqlite_path};
 pub use ordering::{Ordering, UnknownOrdering};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use row::{from_millis, to_millis};
 pub use sqlite::SqliteStore;
 
 use crate::batch::{Batch, Verified};
@@ -67,7 +72,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// A store shared by the HTTP side, the worker and the admin endpoints.
 pub type SharedStore = Arc<dyn Store>;
@@ -321,10 +326,10 @@ pub struct DeadLetter {
     /// The last handler error.
     pub last_error: Option<String>,
     /// When it was received.
-    #[serde(with = "crate::store::time_format")]
+    #[serde(with = "crate::status::time_format")]
     pub received_at: SystemTime,
     /// When it was given up on.
-    #[serde(with = "crate::store::time_format::option")]
+    #[serde(with = "crate::status::time_format::option")]
     pub failed_at: Option<SystemTime>,
 }
 
@@ -334,7 +339,7 @@ pub struct Marker {
     /// PassFort's webhook id.
     pub id: String,
     /// When.
-    #[serde(with = "crate::store::time_format")]
+    #[serde(with = "crate::status::time_format")]
     pub at: SystemTime,
 }
 
@@ -350,7 +355,7 @@ pub struct Failure {
     /// The handler's error.
     pub error: String,
     /// When.
-    #[serde(with = "crate::store::time_format")]
+    #[serde(with = "crate::status::time_format")]
     pub at: SystemTime,
 }
 
@@ -370,14 +375,14 @@ pub struct QueueStatus {
     /// The last webhook handed on.
     pub last_processed: Option<Marker>,
     /// When the oldest webhook not yet handed on arrived (processing lag = now − this).
-    #[serde(with = "crate::store::time_format::option")]
+    #[serde(with = "crate::status::time_format::option")]
     pub oldest_pending_since: Option<SystemTime>,
     /// When the head waits for a retry, until when.
-    #[serde(with = "crate::store::time_format::option")]
+    #[serde(with = "crate::status::time_format::option")]
     pub next_retry_at: Option<SystemTime>,
     /// When the head first failed in its current run of failures (it is stalled since then and
     /// the webhooks behind it wait), or `None` when it has not failed (or nothing waits).
-    #[serde(with = "crate::store::time_format::option")]
+    #[serde(with = "crate::status::time_format::option")]
     pub stalled_since: Option<SystemTime>,
     /// The 10 most recent failures of webhooks not yet handed on, newest first.
     pub recent_failures: Vec<Failure>,
@@ -422,169 +427,6 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Unavailable(Box::new(e))
-    }
-}
-
-/// Opens the store a database URL names (`sqlite://PATH`, created if absent, or `sqlite::memory:`;
-/// `postgres://…` or `postgresql://…` with the `postgres` feature), in global order.
-pub async fn open(url: &str) -> Result<SharedStore, StoreError> {
-    open_with(url, Ordering::Global).await
-}
-
-/// Opens the store a database URL names, leasing in `ordering` (per-profile: PostgreSQL only).
-pub async fn open_with(url: &str, ordering: Ordering) -> Result<SharedStore, StoreError> {
-    if url.starts_with("sqlite:") {
-        if ordering != Ordering::Global {
-            return Err(StoreError::UnsupportedOrdering {
-                ordering,
-                backend: "SQLite",
-            });
-        }
-        Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if is_postgres(url) {
-        #[cfg(feature = "postgres")]
-        {
-            Ok(Arc::new(PostgresStore::open_with(url, ordering).await?))
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            Err(StoreError::UnsupportedUrl(format!(
-                "{} (this build has no `postgres` feature)",
-                url.split('@').next_back().unwrap_or_default()
-            )))
-        }
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
-    }
-}
-
-/// Brings the schema of the database `url` names up to date (what `open` also does), safely
-/// from several processes at once.
-pub async fn migrate(url: &str) -> Result<(), StoreError> {
-    if is_postgres(url) {
-        #[cfg(feature = "postgres")]
-        {
-            return PostgresStore::migrate(url).await;
-        }
-    }
-    let store = open(url).await?;
-    drop(store);
-    Ok(())
-}
-
-/// The database URL as logs and messages may show it: without a password, whether in the
-/// user part (`postgres://user:secret@host/db` → `postgres://user@host/db`) or in a `password`
-/// query parameter, which sqlx also reads (`…/db?password=secret` → `…/db`).
-pub fn display_url(url: &str) -> String {
-    let url = without_password_params(url);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url;
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(name, _)| name);
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-/// `url` without its `password` query parameters (the key compared after percent-decoding and
-/// ignoring case, so `p%61ssword=` goes too).
-pub(crate) fn without_password_params(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let key = pair.split_once('=').map_or(*pair, |(key, _)| key);
-            !percent_decoded(key).eq_ignore_ascii_case(b"password")
-        })
-        .collect();
-    if kept.iter().all(|pair| pair.is_empty()) {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
-}
-
-fn percent_decoded(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-/// The file a `sqlite:` URL names, if it names one (not `sqlite::memory:`).
-pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
-        None
-    } else {
-        Some(std::path::PathBuf::from(path))
-    }
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// Milliseconds since the Unix epoch: how stores keep times (before 1970 counts as 0).
-pub fn to_millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The inverse of [`to_millis`].
-pub fn from_millis(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-/// RFC 3339 (UTC, milliseconds) in JSON: how status times are shown.
-pub(crate) mod time_format {
-    use serde::Serializer;
-    use std::time::SystemTime;
-
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*t))
-    }
-
-    pub mod option {
-        use serde::Serializer;
-        use std::time::SystemTime;
-
-        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
-                None => s.serialize_none(),
-            }
-        }
     }
 }
 

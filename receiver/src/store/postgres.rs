@@ -29,13 +29,15 @@
 //!   sqlx's session advisory lock, so replicas starting together apply each migration once;
 //!   the connection is closed afterwards, which releases the lock even if a migration failed.
 
+use super::dedup::sort_outcome;
+use super::lease::blocked;
 use super::row::{
-    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, kept_webhook_of,
-    retention_status_of, shape_name, stored_webhook_of, webhook_of, StoredRow,
+    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, from_millis, kept_webhook_of,
+    retention_status_of, shape_name, stored_webhook_of, to_millis, webhook_of, StoredRow,
 };
 use super::{
-    from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
-    Marker, Ordering, QueueStatus, Staged, State, Store, StoreError,
+    AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased, Marker, Ordering,
+    QueueStatus, Staged, Store, StoreError,
 };
 use crate::batch::{Batch, Verified};
 use crate::replay::{Positions, StoredWebhook};
@@ -145,23 +147,11 @@ impl fmt::Debug for PostgresStore {
 
 fn options_of(url: &str) -> Result<PgConnectOptions, StoreError> {
     let options = PgConnectOptions::from_str(url)
-        .map_err(|_| StoreError::UnsupportedUrl(redact(url)))?
+        .map_err(|_| StoreError::UnsupportedUrl(crate::redact::redact_url(url)))?
         .application_name("passfort-receiver")
         // Acknowledged means on disk: never let a server default weaken the commit.
         .options([("synchronous_commit", "on")]);
     Ok(options.disable_statement_logging())
-}
-
-/// The URL without its password, for errors and logs.
-fn redact(url: &str) -> String {
-    let url = crate::store::without_password_params(url);
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.clone(),
-        },
-        None => url.clone(),
-    }
 }
 
 impl PostgresStore {
@@ -193,7 +183,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             ordering,
-            name: redact(url),
+            name: crate::redact::redact_url(url),
         })
     }
 
@@ -347,28 +337,6 @@ enum Pick {
     Again,
 }
 
-/// Why `worker` may not take this open webhook now, or `None` if it may.
-fn blocked(head: &PgRow, worker: &str, now_ms: i64) -> Result<Option<Lease>, StoreError> {
-    let state: String = head.try_get("state")?;
-    if state == State::Leased.as_str() {
-        let owner: Option<String> = head.try_get("lease_owner")?;
-        let until: Option<i64> = head.try_get("lease_until_ms")?;
-        let owner = owner.unwrap_or_default();
-        let until = until.unwrap_or(0);
-        if owner != worker && until > now_ms {
-            return Ok(Some(Lease::Busy {
-                until: from_millis(until),
-                owner,
-            }));
-        }
-    } else if let Some(next) = head.try_get::<Option<i64>, _>("next_attempt_at_ms")? {
-        if next > now_ms {
-            return Ok(Some(Lease::NotBefore(from_millis(next))));
-        }
-    }
-    Ok(None)
-}
-
 /// The lane of a webhook in the per-profile mode: its `data.profile_id` ('' when absent).
 fn lane_of(webhook: &Webhook) -> String {
     match webhook.data.get("profile_id") {
@@ -503,39 +471,7 @@ impl Store for PostgresStore {
                 stored_before.insert(row.try_get("id")?, kept_webhook_of(row)?);
             }
         }
-        // The outcome in body order, as the SQLite store reports it.
-        let mut outcome = InsertOutcome::default();
-        let mut seen: HashMap<&str, &Webhook> = HashMap::new();
-        for webhook in batch.webhooks() {
-            let id = webhook.id.clone();
-            let first = match seen.get(webhook.id.as_str()) {
-                Some(first) => Some(*first),
-                None => {
-                    seen.insert(webhook.id.as_str(), webhook);
-                    if inserted.contains(&webhook.id) {
-                        outcome.stored.push(id);
-                        continue;
-                    }
-                    match stored_before.get(&webhook.id) {
-                        Some(Some(original)) => Some(original),
-                        Some(None) => {
-                            outcome.duplicates.push(id);
-                            continue;
-                        }
-                        None => None,
-                    }
-                }
-            };
-            match first {
-                Some(first) if first.same_content(webhook) => outcome.duplicates.push(id),
-                Some(_) => outcome.conflicts.push(id),
-                None => {
-                    return Err(StoreError::Corrupt(format!(
-                        "webhook {id} was neither inserted nor found"
-                    )))
-                }
-            }
-        }
+        let outcome = sort_outcome(batch.webhooks(), |id| inserted.contains(id), &stored_before)?;
         // Deferred foreign key: the request row may follow its webhooks.
         sqlx::query(
             "INSERT INTO requests (seq, received_at_ms, shape, webhooks, stored, duplicates, \
@@ -958,58 +894,6 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_errors() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db.internal:5432/hooks"),
-            "postgres://…@db.internal:5432/hooks"
-        );
-        assert_eq!(
-            redact("postgres://localhost/hooks"),
-            "postgres://localhost/hooks"
-        );
-    }
-
-    #[test]
-    fn logged_urls_have_no_password() {
-        assert_eq!(
-            crate::store::display_url("postgres://app:s3cret@db:5432/hooks?sslmode=require"),
-            "postgres://app@db:5432/hooks?sslmode=require"
-        );
-        assert_eq!(
-            crate::store::display_url("postgres://app@db/hooks"),
-            "postgres://app@db/hooks"
-        );
-        assert_eq!(
-            crate::store::display_url("sqlite://passfort-webhooks.db"),
-            "sqlite://passfort-webhooks.db"
-        );
-    }
-
-    #[test]
-    fn password_query_parameters_never_reach_logs_or_errors() {
-        for url in [
-            "postgres://app@db:5432/hooks?password=s3cret",
-            "postgres://app@db/hooks?sslmode=require&password=s3cret",
-            "postgres://app@db/hooks?PASSWORD=s3cret&sslmode=require",
-            "postgres://app@db/hooks?p%61ssword=s3cret",
-            "postgres://db/hooks?user=app&password=s3cret",
-        ] {
-            let shown = crate::store::display_url(url);
-            assert!(!shown.contains("s3cret"), "{url} -> {shown}");
-            let redacted = redact(url);
-            assert!(!redacted.contains("s3cret"), "{url} -> {redacted}");
-        }
-        assert_eq!(
-            crate::store::display_url("postgres://app@db/hooks?sslmode=require&password=s3cret"),
-            "postgres://app@db/hooks?sslmode=require"
-        );
-        assert_eq!(
-            crate::store::display_url("postgres://app@db/hooks?password=s3cret"),
-            "postgres://app@db/hooks"
-        );
-    }
 
     #[test]
     fn lanes_are_profiles() {

@@ -5,14 +5,14 @@
 //! mapping from columns to [`Entry`], [`DeadLetter`] and [`Webhook`] lives here, where a new
 //! field is added once.
 
-use super::{from_millis, AfterFailure, DeadLetter, Entry, State, StoreError};
+use super::{AfterFailure, DeadLetter, Entry, State, StoreError};
 use crate::batch::Shape;
 use crate::replay::StoredWebhook;
 use crate::retention::RetentionStatus;
 use crate::webhook::Webhook;
 use serde_json::Value;
 use sqlx::Row;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How a backend's row gives up the columns the shared mappings read.
 pub(super) trait StoredRow {
@@ -183,7 +183,7 @@ pub(super) fn dead_letter_of(row: &impl StoredRow) -> Result<DeadLetter, StoreEr
 /// dead-lettered (ms).
 pub(super) fn after_failure(then: AfterFailure, now_ms: i64) -> (State, Option<i64>, Option<i64>) {
     match then {
-        AfterFailure::RetryAt(at) => (State::Pending, Some(super::to_millis(at)), None),
+        AfterFailure::RetryAt(at) => (State::Pending, Some(to_millis(at)), None),
         AfterFailure::DeadLetter => (State::Dead, None, Some(now_ms)),
     }
 }
@@ -227,4 +227,16 @@ pub(super) fn head_status(head: Option<&impl StoredRow>) -> Result<HeadStatus, S
         next_retry_at: head.maybe_int("next_attempt_at_ms")?.map(from_millis),
         stalled_since: head.maybe_int("stalled_since_ms")?.map(from_millis),
     })
+}
+
+/// Milliseconds since the Unix epoch: how stores keep times (before 1970 counts as 0).
+pub fn to_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`to_millis`].
+pub fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }

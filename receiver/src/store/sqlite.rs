@@ -10,13 +10,15 @@
 //! clone builds without a database or an offline cache; `store::conformance` and this module's
 //! tests run every query against the migrated schema.
 
+use super::dedup::sort_outcome;
+use super::lease::blocked;
 use super::row::{
-    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, kept_webhook_of,
-    retention_status_of, shape_name, stored_webhook_of, webhook_of, StoredRow,
+    after_failure, count_of, dead_letter_of, entry_of, forgotten_of, from_millis, kept_webhook_of,
+    retention_status_of, shape_name, stored_webhook_of, to_millis, webhook_of, StoredRow,
 };
 use super::{
-    from_millis, to_millis, AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased,
-    Marker, QueueStatus, Staged, State, Store, StoreError,
+    AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased, Marker, QueueStatus,
+    Staged, Store, StoreError,
 };
 use crate::batch::{Batch, Verified};
 use crate::replay::{Positions, StoredWebhook};
@@ -327,34 +329,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let mut outcome = InsertOutcome::default();
-        let mut first_seen: HashSet<&str> = HashSet::new();
-        for webhook in batch.webhooks() {
-            let id = webhook.id.as_str();
-            let original = if first_seen.insert(id) {
-                if inserted.contains(id) {
-                    outcome.stored.push(webhook.id.clone());
-                    continue;
-                }
-                let stored = existing.get(id).ok_or_else(|| {
-                    StoreError::Corrupt(format!("webhook {id} neither new nor stored"))
-                })?;
-                match stored {
-                    Some(original) => original,
-                    None => {
-                        outcome.duplicates.push(webhook.id.clone());
-                        continue;
-                    }
-                }
-            } else {
-                seen.get(id).copied().unwrap_or(webhook)
-            };
-            if original.same_content(webhook) {
-                outcome.duplicates.push(webhook.id.clone());
-            } else {
-                outcome.conflicts.push(webhook.id.clone());
-            }
-        }
+        let outcome = sort_outcome(batch.webhooks(), |id| inserted.contains(id), &existing)?;
 
         sqlx::query("UPDATE requests SET stored = ?, duplicates = ?, conflicts = ? WHERE seq = ?")
             .bind(outcome.stored.len() as i64)
@@ -396,24 +371,9 @@ impl Store for SqliteStore {
             return Ok(Lease::Empty);
         };
         let seq: i64 = head.try_get("seq")?;
-        let state: String = head.try_get("state")?;
-        if state == State::Leased.as_str() {
-            let owner: Option<String> = head.try_get("lease_owner")?;
-            let until: Option<i64> = head.try_get("lease_until_ms")?;
-            let owner = owner.unwrap_or_default();
-            let until = until.unwrap_or(0);
-            if owner != worker && until > now_ms {
-                tx.commit().await?;
-                return Ok(Lease::Busy {
-                    until: from_millis(until),
-                    owner,
-                });
-            }
-        } else if let Some(next) = head.try_get::<Option<i64>, _>("next_attempt_at_ms")? {
-            if next > now_ms {
-                tx.commit().await?;
-                return Ok(Lease::NotBefore(from_millis(next)));
-            }
+        if let Some(wait) = blocked(&head, worker, now_ms)? {
+            tx.commit().await?;
+            return Ok(wait);
         }
         let attempt = head.attempts("attempts")?.saturating_add(1);
         let until = to_millis(passfort_clock::after(now, lease_for));

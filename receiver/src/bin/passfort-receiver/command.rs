@@ -220,7 +220,7 @@ where
     let served = serve_with_limits("passfort-receiver", public, admin, worker, shutdown, || {
         tracing::info!(
             listen = %public_addr, admin = %admin_addr, path = %config.path,
-            database = %store::display_url(&config.database), sink = %config.sink, worker = config.worker,
+            database = %passfort_receiver::redact_url(&config.database), sink = %config.sink, worker = config.worker,
             secrets = config.secrets.len(), allow_from = ?config.allow_from,
             admin_actions = config.admin_token.is_some(), "passfort-receiver serving"
         );
@@ -264,10 +264,10 @@ where
     )
     .spawn();
     let _stop_pruning = AbortOnDrop(pruner);
-    tracing::info!(database = %store::display_url(&config.database), sink = %config.sink, "passfort-receiver working");
+    tracing::info!(database = %passfort_receiver::redact_url(&config.database), sink = %config.sink, "passfort-receiver working");
     eprintln!(
         "passfort-receiver ready worker database={}",
-        store::display_url(&config.database)
+        passfort_receiver::redact_url(&config.database)
     );
     if config.until_idle {
         let drained = worker.run_until_idle().await?;
