@@ -7,11 +7,9 @@
 //!
 //! # The answer, step by step
 //!
-//! 1. Bearer secret (401 when missing, wrong, or sent in more than one `Authorization` header);
-//!    the body is not even read.
-//! 2. Body up to the size limit (413 over it), JSON, an object or an array (400), every
-//!    element's `secret` (401), every element's string `id` and `event` (400).
-//! 3. The store stages the request in one transaction, on a separate task (a dropped connection
+//! 1. [`verify`](crate::verify): 401, 413 or 400 (the body is not even read when the bearer
+//!    secret is wrong).
+//! 2. The store stages the request in one transaction, on a separate task (a dropped connection
 //!    cannot cut a commit in half), with a deadline on the receiver's [`Clock`]: the batch
 //!    deadline (default 2 s) for an array, the single deadline (default 4 s) for one object,
 //!    both counted from the moment the request arrived. A body that was slow to arrive (a
@@ -40,10 +38,11 @@
 //! ```
 
 use crate::allow_list::{AllowList, AllowListLayer, TrustedProxies};
-use crate::batch::{self, Rejection, Shape};
+use crate::batch::{Batch, Shape};
 use crate::metrics::Metrics;
 use crate::secret::SecretSet;
 use crate::store::{InsertOutcome, SharedStore, Store, StoreError};
+use crate::verify::{self, Rejection, Verified};
 use crate::worker::Wakeup;
 use axum::body::Body;
 use axum::extract::State;
@@ -51,7 +50,6 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use passfort_clock::{timeout, Clock, SharedClock, SystemClock};
 use serde_json::json;
 use std::sync::Arc;
@@ -292,6 +290,25 @@ pub enum Unavailable {
     /// Staging did not finish inside the deadline; rolled back.
     #[error("store deadline of {0:?} missed")]
     Deadline(Duration),
+    /// The task committing the request failed (it panicked); nothing was committed.
+    #[error("store unavailable")]
+    Task,
+}
+
+impl Unavailable {
+    /// A short label for metrics and logs (`store_unavailable`, `deadline`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unavailable::Store(_) | Unavailable::Task => "store_unavailable",
+            Unavailable::Deadline(_) => "deadline",
+        }
+    }
+}
+
+impl IntoResponse for Unavailable {
+    fn into_response(self) -> Response {
+        error(StatusCode::SERVICE_UNAVAILABLE, &self.to_string())
+    }
 }
 
 impl Receiver {
@@ -353,53 +370,41 @@ impl Receiver {
         &self.inner.path
     }
 
+    /// Verifies, commits inside the deadline, answers.
     async fn answer(&self, headers: &HeaderMap, body: Body, arrived: SystemTime) -> Response {
         let inner = &self.inner;
-        // Two headers are refused outright: accepting the first (or any) right one would let a
-        // wrong one ride along, and which one a proxy keeps is not ours to guess.
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let authorization = values.next().map(|value| value.as_bytes());
-        if values.next().is_some() {
-            return self.reject(Rejection::Unauthorized(batch::Unauthorized::SeveralHeaders));
-        }
-        let bearer = match batch::check_bearer(&inner.secrets, authorization) {
-            Ok(bearer) => bearer,
-            Err(rejection) => return self.reject(rejection),
-        };
-        let too_large = Rejection::TooLarge {
-            limit: inner.body_limit,
-        };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > inner.body_limit as u64) {
-            return self.reject(too_large);
-        }
-        let bytes = match Limited::new(body, inner.body_limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return self.reject(too_large)
-            }
-            Err(_) => {
-                self.inner.metrics.record_rejected("bad_request");
-                return error(StatusCode::BAD_REQUEST, "could not read the request body");
-            }
-        };
-        let verified = match batch::verify_body(&inner.secrets, &bearer, &bytes) {
+        let verified = match verify::request(&inner.secrets, inner.body_limit, headers, body).await
+        {
             Ok(verified) => verified,
             Err(rejection) => return self.reject(rejection),
         };
+        let received = verified.len();
+        match self.commit(verified, arrived).await {
+            Ok(outcome) => self.accepted(received, outcome),
+            Err(unavailable) => {
+                tracing::warn!(error = %unavailable, received, "answered 503; nothing stored");
+                inner.metrics.record_rejected(unavailable.reason());
+                unavailable.into_response()
+            }
+        }
+    }
+
+    /// Stages and commits a verified request before its deadline (counted from `arrived`), or
+    /// rolls it back. On its own task: a client that hangs up cannot cancel a commit half-way,
+    /// and graceful shutdown waits for this request's answer.
+    async fn commit(
+        &self,
+        verified: Verified<Batch>,
+        arrived: SystemTime,
+    ) -> Result<InsertOutcome, Unavailable> {
+        let inner = &self.inner;
         let budget = match verified.shape() {
             Shape::Array => inner.batch_deadline,
             Shape::Single => inner.single_deadline,
         };
-        let received = verified.len();
         let deadline = store_deadline(arrived, inner.clock.now(), budget, verified.shape());
         let store = inner.store.clone();
         let clock = inner.clock.clone();
-        // On its own task: a client that hangs up cannot cancel a commit half-way, and graceful
-        // shutdown waits for this request's answer.
         let committed = tokio::spawn(async move {
             let staging = store.stage(&verified, arrived);
             let staged = match deadline {
@@ -426,20 +431,10 @@ impl Receiver {
         })
         .await;
         match committed {
-            Ok(Ok(outcome)) => self.accepted(received, outcome),
-            Ok(Err(unavailable)) => {
-                let reason = match unavailable {
-                    Unavailable::Store(_) => "store_unavailable",
-                    Unavailable::Deadline(_) => "deadline",
-                };
-                tracing::warn!(error = %unavailable, received, "answered 503; nothing stored");
-                inner.metrics.record_rejected(reason);
-                error(StatusCode::SERVICE_UNAVAILABLE, &unavailable.to_string())
-            }
+            Ok(result) => result,
             Err(join) => {
-                tracing::error!(error = %join, "store task failed; answered 503");
-                inner.metrics.record_rejected("store_unavailable");
-                error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+                tracing::error!(error = %join, "store task failed");
+                Err(Unavailable::Task)
             }
         }
     }
@@ -477,8 +472,12 @@ impl Receiver {
     fn reject(&self, rejection: Rejection) -> Response {
         tracing::info!(reason = rejection.reason(), detail = %rejection, "request rejected");
         self.inner.metrics.record_rejected(rejection.reason());
-        error(rejection.status(), &rejection.to_string())
+        rejection.into_response()
     }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
 }
 
 /// PassFort's answer limit for a body of `shape` (spec §1).
@@ -505,10 +504,6 @@ fn store_deadline(
         .unwrap_or(from_arrival)
         .min(passfort_clock::after(arrived, passfort_limit(shape)));
     Some(from_arrival.max(after_upload))
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
 }
 
 async fn receive(

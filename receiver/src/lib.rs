@@ -83,12 +83,13 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trends;
+pub mod verify;
 pub mod webhook;
 pub mod worker;
 
 pub use admin::AdminToken;
 pub use allow_list::{AllowList, AllowListLayer, TrustedProxies};
-pub use batch::{Batch, Rejection, Shape, Verified};
+pub use batch::{Batch, Shape};
 pub use connection_limits::ConnectionLimits;
 pub use event::Event;
 pub use handler::{handler_fn, Handler, HandlerError, HandlerFn, Job};
@@ -100,6 +101,7 @@ pub use retry::RetryPolicy;
 pub use secret::{SecretError, SecretSet, SecretSourceError};
 pub use sink::{ExecSink, JsonlSink, Sink, SinkError, StdoutSink};
 pub use store::{SharedStore, SqliteStore, Store, StoreError};
+pub use verify::{Rejection, Verified};
 pub use webhook::Webhook;
 pub use worker::{RunningWorker, Wakeup, Worker, WorkerBuilder};
 

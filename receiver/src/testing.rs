@@ -28,11 +28,12 @@ mod outage;
 
 pub use outage::TcpOutage;
 
-use crate::batch::{Batch, Verified};
+use crate::batch::Batch;
 use crate::handler::{Handler, HandlerError, Job};
 use crate::store::{
     AfterFailure, DeadLetter, Entry, Lease, QueueStatus, Staged, Store, StoreError,
 };
+use crate::verify::Verified;
 use crate::webhook::{Webhook, SECRET_FIELD};
 use async_trait::async_trait;
 use axum::body::Body;

@@ -64,9 +64,10 @@ pub use postgres::PostgresStore;
 pub use row::{from_millis, to_millis};
 pub use sqlite::SqliteStore;
 
-use crate::batch::{Batch, Verified};
+use crate::batch::Batch;
 use crate::replay::{Positions, StoredWebhook};
 use crate::retention::{Cutoffs, Pruned, RetentionStatus};
+use crate::verify::Verified;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde::Serialize;

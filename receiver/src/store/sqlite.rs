@@ -20,9 +20,10 @@ use super::{
     AfterFailure, DeadLetter, Entry, Failure, InsertOutcome, Lease, Leased, Marker, QueueStatus,
     Staged, Store, StoreError,
 };
-use crate::batch::{Batch, Verified};
+use crate::batch::Batch;
 use crate::replay::{Positions, StoredWebhook};
 use crate::retention::{Cutoffs, Pruned, RetentionStatus};
+use crate::verify::Verified;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
