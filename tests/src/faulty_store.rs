@@ -6,10 +6,10 @@
 
 use async_trait::async_trait;
 use passfort_clock::VirtualClock;
-use passfort_receiver::batch::{Batch, Shape, Verified};
 use passfort_receiver::store::{
     AfterFailure, DeadLetter, Entry, InsertOutcome, Lease, QueueStatus, Staged,
 };
+use passfort_receiver::{Batch, Shape, Verified};
 use passfort_receiver::{SqliteStore, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

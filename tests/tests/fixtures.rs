@@ -3,8 +3,8 @@
 //! links both, so that neither can drift from the written format (nor from each other) unseen.
 
 use passfort_conformance::fixture::{self, FIXTURE_SECRET};
-use passfort_receiver::batch::{Rejection, Shape};
 use passfort_receiver::{Batch, Event, Receiver, SecretSet, SqliteStore, Webhook, Worker};
+use passfort_receiver::{Rejection, Shape};
 use passfort_sender_sim::{
     AccountSettings, Answer, Engine, EventType, FnTransport, Generator, Secret,
 };
