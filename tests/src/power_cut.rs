@@ -23,8 +23,8 @@
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
+    WriteFlags,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -202,7 +202,11 @@ impl State {
     /// Counts an operation and decides whether it may happen.
     fn pass(&mut self, ino: u64, kind: OpKind, what: &str) -> Gate {
         if self.frozen.is_some() {
-            return if self.released { Gate::Fail } else { Gate::Hold };
+            return if self.released {
+                Gate::Fail
+            } else {
+                Gate::Hold
+            };
         }
         let name = self
             .names
@@ -406,13 +410,7 @@ impl PowerCutFs {
             MountOption::FSName("passfort-power-cut".into()),
             MountOption::RW,
         ];
-        let session = fuser::spawn_mount(
-            Server {
-                fs: self.clone(),
-            },
-            at,
-            &config,
-        )?;
+        let session = fuser::spawn_mount(Server { fs: self.clone() }, at, &config)?;
         Ok(Mount {
             fs: self.clone(),
             at: at.to_path_buf(),
@@ -482,7 +480,6 @@ impl PowerCutFs {
             Body::Dir(_) => None,
         }
     }
-
 }
 
 /// A mounted [`PowerCutFs`]; unmounted when dropped.
@@ -642,9 +639,13 @@ impl Filesystem for Server {
         reply_or_hold!(self, state, reply, parent.0, OpKind::Directory, "create in");
         match state.make(parent.0, name, Node::file((mode & 0o7777) as u16)) {
             Ok(ino) => match state.attr(ino) {
-                Some(attr) => {
-                    reply.created(&TTL, &attr, Generation(0), FileHandle(0), FopenFlags::empty())
-                }
+                Some(attr) => reply.created(
+                    &TTL,
+                    &attr,
+                    Generation(0),
+                    FileHandle(0),
+                    FopenFlags::empty(),
+                ),
                 None => reply.error(Errno::EIO),
             },
             Err(e) => reply.error(e),
@@ -741,7 +742,9 @@ impl Filesystem for Server {
         let state = self.fs.lock();
         match state.live.get(&ino.0).map(|n| &n.body) {
             Some(Body::File(content)) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(content.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(content.len());
                 let end = start.saturating_add(size as usize).min(content.len());
                 reply.data(&content[start..end]);
             }
@@ -785,7 +788,14 @@ impl Filesystem for Server {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let mut state = self.fs.lock();
         reply_or_hold!(self, state, reply, ino.0, OpKind::Sync, "fsync of");
         state.sync_file(ino.0);
@@ -832,7 +842,14 @@ impl Filesystem for Server {
         reply: ReplyEmpty,
     ) {
         let mut state = self.fs.lock();
-        reply_or_hold!(self, state, reply, ino.0, OpKind::Directory, "fsync of directory");
+        reply_or_hold!(
+            self,
+            state,
+            reply,
+            ino.0,
+            OpKind::Directory,
+            "fsync of directory"
+        );
         state.sync_dir(ino.0);
         reply.ok();
     }
@@ -889,8 +906,10 @@ mod tests {
         write(&mut state, a, 0, b"hello");
         state.sync_file(a);
         // The name is not durable yet: a cut loses the file.
-        assert!(!matches!(state.survivors(Survival::DurableOnly).get(&1).map(|n| &n.body),
-            Some(Body::Dir(e)) if e.contains_key(OsStr::new("a"))));
+        assert!(
+            !matches!(state.survivors(Survival::DurableOnly).get(&1).map(|n| &n.body),
+            Some(Body::Dir(e)) if e.contains_key(OsStr::new("a")))
+        );
         state.sync_dir(1);
         write(&mut state, a, 5, b" world");
         let after = state.survivors(Survival::DurableOnly);
@@ -898,18 +917,25 @@ mod tests {
         // A torn prefix keeps at most what was written, never more.
         for seed in 0..50 {
             let kept = content(&state.survivors(Survival::TornPrefix(seed)), a).unwrap();
-            assert!(b"hello world".starts_with(&kept) && kept.len() >= 5, "{kept:?}");
+            assert!(
+                b"hello world".starts_with(&kept) && kept.len() >= 5,
+                "{kept:?}"
+            );
         }
     }
 
     #[test]
     fn a_rename_is_durable_only_once_its_directory_is_synced() {
         let mut state = State::new();
-        let old = state.make(1, OsStr::new("state"), Node::file(0o600)).unwrap();
+        let old = state
+            .make(1, OsStr::new("state"), Node::file(0o600))
+            .unwrap();
         write(&mut state, old, 0, b"old");
         state.sync_file(old);
         state.sync_dir(1);
-        let tmp = state.make(1, OsStr::new("state.tmp"), Node::file(0o600)).unwrap();
+        let tmp = state
+            .make(1, OsStr::new("state.tmp"), Node::file(0o600))
+            .unwrap();
         write(&mut state, tmp, 0, b"new");
         state.sync_file(tmp);
         let entries = state.entries_mut(1).unwrap();

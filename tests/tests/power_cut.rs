@@ -155,8 +155,9 @@ impl Transport for Wire {
                 lock(&this.acknowledged).extend(ids);
                 let n = this.answered.fetch_add(1, Ordering::SeqCst) + 1;
                 if lock(&this.cut_at_answer).take_if(|at| *at == n).is_some() {
-                    this.fs
-                        .freeze(&format!("right after answer 200 #{n} reached the simulator"));
+                    this.fs.freeze(&format!(
+                        "right after answer 200 #{n} reached the simulator"
+                    ));
                 }
             }
             answer
@@ -367,7 +368,10 @@ async fn play(case: &Case, binary: &Path) -> Result<String, String> {
             return Err(format!(
                 "webhook {lost} was answered 200 but is not in the store after the cut at \
                  {what} ({survival:?}): {} of {} acknowledged webhooks missing",
-                acknowledged.iter().filter(|id| !stored.contains(*id)).count(),
+                acknowledged
+                    .iter()
+                    .filter(|id| !stored.contains(*id))
+                    .count(),
                 acknowledged.len()
             ));
         }
@@ -562,7 +566,9 @@ async fn sandbox_case(seed: u64, binary: &Path) -> Result<String, String> {
             fs.freeze("once the change was answered");
         }
         let Some(what) = fs.frozen() else {
-            return Err(format!("round {round}: the armed cut ({armed:?}) never happened"));
+            return Err(format!(
+                "round {round}: the armed cut ({armed:?}) never happened"
+            ));
         };
         let new = fs.live_file(&relative);
         sandbox.kill(&fs);
