@@ -7,20 +7,38 @@
 //! real work to a [`Worker`] that calls your [`Handler`] afterwards, one webhook at a time, in
 //! arrival order, with retries and a dead-letter list.
 //!
-//! Following one webhook from the socket to the handler:
+//! Following one webhook from the socket to the handler, one file per step:
 //!
 //! | step | module |
 //! |---|---|
-//! | bearer secret, body shape, body secrets, secret stripped | [`secret`], [`batch`], [`webhook`] |
-//! | one transaction per request, dedup by id, deadline, 200/503 | [`http`], [`store`] |
-//! | next in arrival order → handler → done / back-off / dead letter | [`worker`] |
-//! | typed reading of `event` + `data` ([`Event`]) | [`event`] |
-//! | the binary's built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`) | [`sink`] |
-//! | who may post (IP allow-list, trusted proxies) | [`allow_list`] |
+//! | who may post at all (IP allow-list, trusted proxies): 403 | [`allow_list`] |
 //! | request time limit, idle time, connection cap | [`connection_limits`] |
+//! | one `Authorization`, bearer secret, body size, shape, body secrets: 401 / 413 / 400 | [`verify`] (secrets compared in [`secret`]) |
+//! | the request's webhooks, secret stripped | [`batch`], [`webhook`] |
+//! | one transaction per request inside its deadline, then wake the worker: 200 / 503 | [`http`] → [`store`] |
+//! | durable, ordered, deduplicated storage (SQLite, PostgreSQL) | [`store`] |
+//! | next in arrival order → your code | [`worker`] → [`handler`] |
+//! | back-off and dead letters after a failure | [`retry`] |
+//! | typed reading of `event` + `data` ([`Event`]) | [`event`] |
+//! | the built-in handlers (`stdout`, `jsonl:`, `exec:`, `http:`, brokers), one file each | [`sink`] |
 //! | bodies erased and ids forgotten on schedule | [`retention`] |
 //! | a range of stored webhooks handed on again | [`replay`] |
 //! | `/metrics`, `/status`, the admin page and its token-guarded actions | [`metrics`], [`status`], [`trends`], [`admin`] |
+//! | serving until SIGINT/SIGTERM, graceful stop | [`serve`] |
+//! | a URL with its password removed, for logs and errors | [`redact`] |
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `cli` | yes | the `passfort-receiver` binary and `process` (logs on stderr, exit codes) for binaries built on this crate: clap, anyhow, tracing-subscriber, and the broker sinks |
+//! | `postgres` | yes | `store::PostgresStore` (sqlx's PostgreSQL driver) |
+//! | `http-sink` | yes | the `http:URL` sink (reqwest) |
+//! | `nats`, `amqp`, `redis` | through `cli` | the `nats://`, `amqp://`, `redis://` broker sinks (async-nats, lapin, redis) |
+//! | `testing` | no | `testing`: webhook and request builders, test stores and handlers, the store conformance suite |
+//!
+//! An application embedding the receiver takes `default-features = false` (plus `postgres` if
+//! it needs it) and gets the library alone.
 //!
 //! # Embedding
 //!
@@ -56,9 +74,6 @@
 //! }
 //! ```
 //!
-//! The `testing` feature adds [`testing`]: builders for PassFort-shaped webhooks and signed
-//! requests, test stores and handlers, and the store conformance suite.
-
 #![warn(missing_docs)]
 
 pub mod admin;
