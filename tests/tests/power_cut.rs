@@ -89,7 +89,7 @@ fn case(index: u64) -> Case {
     let seed = 0x5eed_0000 + index;
     let mut dice = Dice(seed);
     let op = |dice: &mut Dice| {
-        if dice.next() % 2 == 0 {
+        if dice.next().is_multiple_of(2) {
             OpKind::Write
         } else {
             OpKind::Sync

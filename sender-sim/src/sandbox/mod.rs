@@ -302,7 +302,10 @@ impl Sandbox {
                         .engine
                         .next_due()
                         .is_none_or(|due| due > self.inner.engine.now());
-                    if !delivered || burst_over || self.inner.engine.status().attempts % 100 == 0 {
+                    if !delivered
+                        || burst_over
+                        || self.inner.engine.status().attempts.is_multiple_of(100)
+                    {
                         self.save_logged().await;
                     }
                 }
