@@ -2,7 +2,7 @@
 //!
 //! A client that sends half a request must not hold a connection for ever, and a flood of them
 //! must never keep PassFort out. [`serve`] is an HTTP/1.1 server loop (hyper) that enforces,
-//! on the receiver's [`Clock`]:
+//! on the receiver's [`Clock`](crate::Clock):
 //!
 //! - **Request time** ([`ConnectionLimits::request_time`], default PassFort's own 10 s): a
 //!   request's headers and body must have arrived this long after its first byte (or after the

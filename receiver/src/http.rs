@@ -7,7 +7,7 @@
 //!
 //! # The answer, step by step
 //!
-//! 1. [`verify`](crate::verify): 401, 413 or 400 (the body is not even read when the bearer
+//! 1. [`verify`]: 401, 413 or 400 (the body is not even read when the bearer
 //!    secret is wrong).
 //! 2. The store stages the request in one transaction, on a separate task (a dropped connection
 //!    cannot cut a commit in half), with a deadline on the receiver's [`Clock`]: the batch
