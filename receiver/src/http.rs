@@ -41,6 +41,7 @@ use crate::allow_list::{AllowList, AllowListLayer, TrustedProxies};
 use crate::batch::{Batch, Shape};
 use crate::metrics::Metrics;
 use crate::secret::SecretSet;
+use crate::status::WriteFailure;
 use crate::store::{InsertOutcome, SharedStore, Store, StoreError};
 use crate::verify::{self, Rejection, Verified};
 use crate::worker::Wakeup;
@@ -52,7 +53,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use passfort_clock::{timeout, Clock, SharedClock, SystemClock};
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// The default webhook path.
@@ -216,6 +217,7 @@ impl ReceiverBuilder {
                 path,
                 wakeup: self.wakeup.unwrap_or_default(),
                 allow_list: self.allow_list,
+                write_failure: Mutex::new(None),
                 trusted_proxies: self.trusted_proxies,
                 admin: self.admin,
             }),
@@ -247,6 +249,9 @@ struct Inner {
     allow_list: AllowList,
     trusted_proxies: TrustedProxies,
     admin: crate::admin::Settings,
+    /// The last store write that failed, until one succeeds: a full disk fails every write
+    /// while reads (`ping`) still work, so `/healthz` and `/status` must be told.
+    write_failure: Mutex<Option<WriteFailure>>,
 }
 
 /// Receives PassFort webhooks over HTTP. Cheap to clone; clones share everything.
@@ -311,6 +316,24 @@ impl IntoResponse for Unavailable {
     }
 }
 
+impl Inner {
+    fn write_failure(&self) -> Option<WriteFailure> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_write_failure(&self, failure: Option<WriteFailure>) {
+        let mut current = self.write_failure.lock().unwrap_or_else(|p| p.into_inner());
+        match (&*current, failure) {
+            // Keep when the outage started.
+            (Some(_), Some(_)) => {}
+            (_, next) => *current = next,
+        }
+    }
+}
+
 impl Receiver {
     /// Starts building a receiver.
     pub fn builder() -> ReceiverBuilder {
@@ -355,6 +378,12 @@ impl Receiver {
         self.inner.clock.clone()
     }
 
+    /// Set while the store cannot write (a full disk): the last failed write and since when,
+    /// cleared by the next write that succeeds. `/healthz` and `/status` report it.
+    pub(crate) fn write_failure(&self) -> Option<WriteFailure> {
+        self.inner.write_failure()
+    }
+
     /// The signal sent after every commit that stored something new.
     pub fn wakeup(&self) -> Wakeup {
         self.inner.wakeup.clone()
@@ -380,8 +409,17 @@ impl Receiver {
         };
         let received = verified.len();
         match self.commit(verified, arrived).await {
-            Ok(outcome) => self.accepted(received, outcome),
+            Ok(outcome) => {
+                inner.set_write_failure(None);
+                self.accepted(received, outcome)
+            }
             Err(unavailable) => {
+                if let Unavailable::Store(e) = &unavailable {
+                    inner.set_write_failure(Some(WriteFailure {
+                        error: e.to_string(),
+                        since: inner.clock.now(),
+                    }));
+                }
                 tracing::warn!(error = %unavailable, received, "answered 503; nothing stored");
                 inner.metrics.record_rejected(unavailable.reason());
                 unavailable.into_response()
@@ -532,7 +570,20 @@ async fn receive(
 async fn healthz(State(receiver): State<Receiver>) -> Response {
     let inner = &receiver.inner;
     match timeout(&inner.clock, Duration::from_secs(2), inner.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Ok(Ok(())) => match inner.write_failure() {
+            // Reads work but the last write failed (a full disk): every webhook is answered
+            // 503 until a write succeeds again, which clears this at once.
+            Some(failure) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "error": format!("the store cannot write: {}", failure.error),
+                    "since": humantime::format_rfc3339_millis(failure.since).to_string(),
+                })),
+            )
+                .into_response(),
+            None => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        },
         _ => error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }
 }

@@ -38,6 +38,10 @@ pub struct Report {
     /// What is kept and what retention erased (absent when the store does not keep them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionReport>,
+    /// Set while the store cannot write (a full disk, a read-only database): requests are
+    /// answered 503 until a write succeeds again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_write_failure: Option<WriteFailure>,
 }
 
 /// The retention part of `/status`: how much personal data is kept, and what was erased.
@@ -71,6 +75,20 @@ impl RetentionReport {
     }
 }
 
+/// The last store write that failed, and since when writes have been failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteFailure {
+    /// The store's error (no secret or payload: database errors name the database only).
+    pub error: String,
+    /// When the first failing write of this outage happened.
+    #[serde(serialize_with = "rfc3339")]
+    pub since: SystemTime,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&time(*t))
+}
+
 impl Report {
     /// The report for `status` as of `now`.
     pub fn new(status: QueueStatus, now: SystemTime) -> Self {
@@ -92,12 +110,19 @@ impl Report {
             processing_lag_seconds,
             status,
             retention: None,
+            store_write_failure: None,
         }
     }
 
     /// Adds the retention figures as of `now`.
     pub fn with_retention(mut self, retention: &RetentionStatus, now: SystemTime) -> Self {
         self.retention = Some(RetentionReport::new(retention, now));
+        self
+    }
+
+    /// The same report, saying the store cannot write when `failure` is set.
+    pub fn with_write_failure(mut self, failure: Option<WriteFailure>) -> Self {
+        self.store_write_failure = failure;
         self
     }
 }

@@ -59,6 +59,10 @@ pub enum Flaw {
     RemembersCutRequests,
     /// Gives up on a body that has not fully arrived after this long, answering 408.
     BodyReadTimeout(Duration),
+    /// Checks the body `secret` of a batch's first element only.
+    ChecksFirstSecretOnly,
+    /// Checks no secret at all: answers 200 to a forged request and processes it.
+    ProcessesForgeries,
 }
 
 struct App {
@@ -185,7 +189,8 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> St
     if app.flaw == Flaw::Answers202EvenToForgeries {
         return answer_202_after_verifying(&app, &headers, &body);
     }
-    if app.flaw != Flaw::SkipsHeaderCheck {
+    let forgeries_pass = app.flaw == Flaw::ProcessesForgeries;
+    if app.flaw != Flaw::SkipsHeaderCheck && !forgeries_pass {
         let bearer = headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -202,8 +207,9 @@ async fn hook(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> St
         object @ Value::Object(_) => (vec![object], false),
         _ => return StatusCode::BAD_REQUEST,
     };
-    for webhook in &webhooks {
-        if !webhook["secret"].as_str().is_some_and(secret_matches) {
+    for (index, webhook) in webhooks.iter().enumerate() {
+        let checked = !forgeries_pass && (index == 0 || app.flaw != Flaw::ChecksFirstSecretOnly);
+        if checked && !webhook["secret"].as_str().is_some_and(secret_matches) {
             return StatusCode::UNAUTHORIZED;
         }
         if !webhook["id"].is_string() {

@@ -157,7 +157,7 @@ async fn status(axum::extract::State(admin): axum::extract::State<Admin>) -> Res
             if let Ok(retention) = store.retention_status().await {
                 report = report.with_retention(&retention, now);
             }
-            Json(report).into_response()
+            Json(report.with_write_failure(receiver.write_failure())).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "status: store unavailable");
