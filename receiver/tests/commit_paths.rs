@@ -8,11 +8,11 @@ mod common;
 use async_trait::async_trait;
 use common::sqlite_in;
 use passfort_clock::{Clock, VirtualClock};
-use passfort_receiver::batch::{Batch, Verified};
 use passfort_receiver::store::{
     AfterFailure, DeadLetter, Entry, InsertOutcome, Lease, QueueStatus, SharedStore, Staged,
 };
 use passfort_receiver::testing::{self, Plan, RecordingHandler};
+use passfort_receiver::{Batch, Verified};
 use passfort_receiver::{Receiver, RetryPolicy, SecretSet, Store, StoreError, Worker};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
