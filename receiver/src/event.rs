@@ -8,138 +8,100 @@
 //! fails, because answering anything but 200 to an authentic webhook stalls the account's whole
 //! queue at PassFort for up to a day at a time.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A PassFort event, typed where the event and its `data` shape are known.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// `PRODUCT_STATUS_CHANGED`: a product application moved to a new status.
-    ProductStatusChanged(ProductStatusChanged),
-    /// `CHECK_COMPLETED`: a check returned (also how a check error is reported).
-    CheckCompleted(CheckCompleted),
-    /// `COLLECTED_DATA_UPDATED`: a profile's collected data changed.
-    CollectedDataUpdated(CollectedDataUpdated),
-    /// `MANUAL_ACTION_REQUIRED`: an application needs a person to act.
-    ManualActionRequired(ManualActionRequired),
-    /// `PRODUCT_BADGE_CHANGED`: the application processing state (the "flag") changed.
-    ProductBadgeChanged(ProductBadgeChanged),
-    /// `RISK_LEVEL_CHANGED`: the application's risk level changed (Risk module only).
-    RiskLevelChanged(RiskLevelChanged),
-    /// `TASK_STATE_CHANGED`: a task went between incomplete and passed/failed.
-    TaskStateChanged(TaskStateChanged),
-    /// `FORM_STATE_CHANGED`: a custom form's state changed.
-    FormStateChanged(FormStateChanged),
-    /// `PROFILE_STATUS_CHANGED` (deprecated by PassFort, still delivered by old configurations).
-    ProfileStatusChanged(ProfileStatusChanged),
-    /// `TASK_IS_COMPLETE_CHANGED` (deprecated).
-    TaskIsCompleteChanged(TaskIsCompleteChanged),
-    /// `COLLECTION_STEPS_COMPLETED` (deprecated).
-    CollectionStepsCompleted(CollectionStepsCompleted),
-    /// `COLLECTED_DATA_CHANGED`: the current collected-data event (new accounts get it instead
-    /// of `COLLECTED_DATA_UPDATED`); string inferred, `data` taken to be the same shape.
-    CollectedDataChanged(CollectedDataChanged),
-    /// `TASK_CREATED` (string inferred, no public sample: `data` kept raw).
-    TaskCreated(TaskCreated),
-    /// `RISK_SCORE_CHANGED` (string inferred, no public sample: `data` kept raw).
-    RiskScoreChanged(RiskScoreChanged),
-    /// `CUSTOMER_REQUEST_CHANGED`: a document request sent to an applicant changed (string
-    /// inferred, no public sample: `data` kept raw).
-    CustomerRequestChanged(CustomerRequestChanged),
-    /// `EVENTS_CREATED`: profile events (flags, alerts) were created (string inferred, no
-    /// public sample: `data` kept raw).
-    EventsCreated(EventsCreated),
-    /// `EVENTS_UPDATED`: profile events were updated (string inferred, no public sample:
-    /// `data` kept raw).
-    EventsUpdated(EventsUpdated),
-    /// An event this library does not know, or a known one whose `data` has an unexpected shape.
-    Unknown {
-        /// The `event` string as sent.
-        event: String,
-        /// `data` as sent.
-        raw: Value,
-    },
+/// The one list of the events this library reads into typed variants: each line is the
+/// variant's doc, the `event` string PassFort sends, and the variant holding its `data` type.
+/// [`Event`], [`KNOWN_EVENTS`], [`Event::from_parts`] and [`Event::name`] are all derived from
+/// it, so a new event type is one line here plus its `data` type: a struct where the shape is
+/// known, a line in `raw_data!` (the `data` kept as sent) where it is not.
+macro_rules! events {
+    ($( $(#[doc = $doc:literal])* $name:literal => $variant:ident, )*) => {
+        /// A PassFort event, typed where the event and its `data` shape are known.
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub enum Event {
+            $( $(#[doc = $doc])* $variant($variant), )*
+            /// An event this library does not know, or a known one whose `data` has an
+            /// unexpected shape.
+            Unknown {
+                /// The `event` string as sent.
+                event: String,
+                /// `data` as sent.
+                raw: Value,
+            },
+        }
+
+        /// The `event` strings this library reads into typed variants.
+        pub const KNOWN_EVENTS: &[&str] = &[$($name),*];
+
+        impl Event {
+            /// Reads `event` and `data`; never fails.
+            pub fn from_parts(event: &str, data: &Value) -> Self {
+                let known = match event {
+                    $( $name => $variant::deserialize(data).ok().map(Event::$variant), )*
+                    _ => None,
+                };
+                known.unwrap_or_else(|| Event::Unknown {
+                    event: event.to_owned(),
+                    raw: data.clone(),
+                })
+            }
+
+            /// The `event` string this variant stands for.
+            pub fn name(&self) -> &str {
+                match self {
+                    $( Event::$variant(_) => $name, )*
+                    Event::Unknown { event, .. } => event,
+                }
+            }
+        }
+    };
 }
 
-/// The `event` strings this library reads into typed variants.
-pub const KNOWN_EVENTS: [&str; 17] = [
-    "PRODUCT_STATUS_CHANGED",
-    "CHECK_COMPLETED",
-    "COLLECTED_DATA_UPDATED",
-    "MANUAL_ACTION_REQUIRED",
-    "PRODUCT_BADGE_CHANGED",
-    "RISK_LEVEL_CHANGED",
-    "TASK_STATE_CHANGED",
-    "FORM_STATE_CHANGED",
-    "PROFILE_STATUS_CHANGED",
-    "TASK_IS_COMPLETE_CHANGED",
-    "COLLECTION_STEPS_COMPLETED",
-    "COLLECTED_DATA_CHANGED",
-    "TASK_CREATED",
-    "RISK_SCORE_CHANGED",
-    "CUSTOMER_REQUEST_CHANGED",
-    "EVENTS_CREATED",
-    "EVENTS_UPDATED",
-];
+events! {
+    /// `PRODUCT_STATUS_CHANGED`: a product application moved to a new status.
+    "PRODUCT_STATUS_CHANGED" => ProductStatusChanged,
+    /// `CHECK_COMPLETED`: a check returned (also how a check error is reported).
+    "CHECK_COMPLETED" => CheckCompleted,
+    /// `COLLECTED_DATA_UPDATED`: a profile's collected data changed.
+    "COLLECTED_DATA_UPDATED" => CollectedDataUpdated,
+    /// `MANUAL_ACTION_REQUIRED`: an application needs a person to act.
+    "MANUAL_ACTION_REQUIRED" => ManualActionRequired,
+    /// `PRODUCT_BADGE_CHANGED`: the application processing state (the "flag") changed.
+    "PRODUCT_BADGE_CHANGED" => ProductBadgeChanged,
+    /// `RISK_LEVEL_CHANGED`: the application's risk level changed (Risk module only).
+    "RISK_LEVEL_CHANGED" => RiskLevelChanged,
+    /// `TASK_STATE_CHANGED`: a task went between incomplete and passed/failed.
+    "TASK_STATE_CHANGED" => TaskStateChanged,
+    /// `FORM_STATE_CHANGED`: a custom form's state changed.
+    "FORM_STATE_CHANGED" => FormStateChanged,
+    /// `PROFILE_STATUS_CHANGED` (deprecated by PassFort, still delivered by old configurations).
+    "PROFILE_STATUS_CHANGED" => ProfileStatusChanged,
+    /// `TASK_IS_COMPLETE_CHANGED` (deprecated).
+    "TASK_IS_COMPLETE_CHANGED" => TaskIsCompleteChanged,
+    /// `COLLECTION_STEPS_COMPLETED` (deprecated).
+    "COLLECTION_STEPS_COMPLETED" => CollectionStepsCompleted,
+    /// `COLLECTED_DATA_CHANGED`: the current collected-data event (new accounts get it instead
+    /// of `COLLECTED_DATA_UPDATED`); string inferred, `data` taken to be the same shape.
+    "COLLECTED_DATA_CHANGED" => CollectedDataChanged,
+    /// `TASK_CREATED` (string inferred, no public sample: `data` kept raw).
+    "TASK_CREATED" => TaskCreated,
+    /// `RISK_SCORE_CHANGED` (string inferred, no public sample: `data` kept raw).
+    "RISK_SCORE_CHANGED" => RiskScoreChanged,
+    /// `CUSTOMER_REQUEST_CHANGED`: a document request sent to an applicant changed (string
+    /// inferred, no public sample: `data` kept raw).
+    "CUSTOMER_REQUEST_CHANGED" => CustomerRequestChanged,
+    /// `EVENTS_CREATED`: profile events (flags, alerts) were created (string inferred, no
+    /// public sample: `data` kept raw).
+    "EVENTS_CREATED" => EventsCreated,
+    /// `EVENTS_UPDATED`: profile events were updated (string inferred, no public sample:
+    /// `data` kept raw).
+    "EVENTS_UPDATED" => EventsUpdated,
+}
 
 impl Event {
-    /// Reads `event` and `data`; never fails.
-    pub fn from_parts(event: &str, data: &Value) -> Self {
-        fn typed<T: DeserializeOwned>(data: &Value, wrap: fn(T) -> Event) -> Option<Event> {
-            T::deserialize(data).ok().map(wrap)
-        }
-        let known = match event {
-            "PRODUCT_STATUS_CHANGED" => typed(data, Event::ProductStatusChanged),
-            "CHECK_COMPLETED" => typed(data, Event::CheckCompleted),
-            "COLLECTED_DATA_UPDATED" => typed(data, Event::CollectedDataUpdated),
-            "MANUAL_ACTION_REQUIRED" => typed(data, Event::ManualActionRequired),
-            "PRODUCT_BADGE_CHANGED" => typed(data, Event::ProductBadgeChanged),
-            "RISK_LEVEL_CHANGED" => typed(data, Event::RiskLevelChanged),
-            "TASK_STATE_CHANGED" => typed(data, Event::TaskStateChanged),
-            "FORM_STATE_CHANGED" => typed(data, Event::FormStateChanged),
-            "PROFILE_STATUS_CHANGED" => typed(data, Event::ProfileStatusChanged),
-            "TASK_IS_COMPLETE_CHANGED" => typed(data, Event::TaskIsCompleteChanged),
-            "COLLECTION_STEPS_COMPLETED" => typed(data, Event::CollectionStepsCompleted),
-            "COLLECTED_DATA_CHANGED" => typed(data, Event::CollectedDataChanged),
-            "TASK_CREATED" => typed(data, Event::TaskCreated),
-            "RISK_SCORE_CHANGED" => typed(data, Event::RiskScoreChanged),
-            "CUSTOMER_REQUEST_CHANGED" => typed(data, Event::CustomerRequestChanged),
-            "EVENTS_CREATED" => typed(data, Event::EventsCreated),
-            "EVENTS_UPDATED" => typed(data, Event::EventsUpdated),
-            _ => None,
-        };
-        known.unwrap_or_else(|| Event::Unknown {
-            event: event.to_owned(),
-            raw: data.clone(),
-        })
-    }
-
-    /// The `event` string this variant stands for.
-    pub fn name(&self) -> &str {
-        match self {
-            Event::ProductStatusChanged(_) => "PRODUCT_STATUS_CHANGED",
-            Event::CheckCompleted(_) => "CHECK_COMPLETED",
-            Event::CollectedDataUpdated(_) => "COLLECTED_DATA_UPDATED",
-            Event::ManualActionRequired(_) => "MANUAL_ACTION_REQUIRED",
-            Event::ProductBadgeChanged(_) => "PRODUCT_BADGE_CHANGED",
-            Event::RiskLevelChanged(_) => "RISK_LEVEL_CHANGED",
-            Event::TaskStateChanged(_) => "TASK_STATE_CHANGED",
-            Event::FormStateChanged(_) => "FORM_STATE_CHANGED",
-            Event::ProfileStatusChanged(_) => "PROFILE_STATUS_CHANGED",
-            Event::TaskIsCompleteChanged(_) => "TASK_IS_COMPLETE_CHANGED",
-            Event::CollectionStepsCompleted(_) => "COLLECTION_STEPS_COMPLETED",
-            Event::CollectedDataChanged(_) => "COLLECTED_DATA_CHANGED",
-            Event::TaskCreated(_) => "TASK_CREATED",
-            Event::RiskScoreChanged(_) => "RISK_SCORE_CHANGED",
-            Event::CustomerRequestChanged(_) => "CUSTOMER_REQUEST_CHANGED",
-            Event::EventsCreated(_) => "EVENTS_CREATED",
-            Event::EventsUpdated(_) => "EVENTS_UPDATED",
-            Event::Unknown { event, .. } => event,
-        }
-    }
-
     /// Whether this is [`Event::Unknown`].
     pub fn is_unknown(&self) -> bool {
         matches!(self, Event::Unknown { .. })
@@ -527,7 +489,7 @@ mod tests {
 
     #[test]
     fn every_known_name_round_trips() {
-        for name in KNOWN_EVENTS {
+        for &name in KNOWN_EVENTS {
             let event = Event::from_parts(name, &json!({}));
             assert!(!event.is_unknown(), "{name}");
             assert_eq!(event.name(), name);
