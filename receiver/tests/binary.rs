@@ -197,7 +197,7 @@ fn signed(secret: &str, n: usize) -> Vec<WebhookBuilder> {
             match i % 3 {
                 0 => testing::check_completed(),
                 1 => testing::product_status_changed(),
-                _ => testing::unknown_event("TASK_CREATED"),
+                _ => testing::unknown_event("APPLICANT_PORTAL_VISITED"),
             }
             .secret(secret)
         })

@@ -144,7 +144,7 @@ async fn the_handler_acts_on_each_event_kind_once() {
     let no_status = testing::product_status_changed()
         .data(json!({"customer_ref": "CUST-001", "application_id": "app-3"}));
     let check = testing::check_completed();
-    let unknown = testing::unknown_event("TASK_CREATED");
+    let unknown = testing::unknown_event("APPLICANT_PORTAL_VISITED");
     let other_known = testing::collected_data_updated();
 
     // Every webhook twice: at least once delivery must not double anything.
@@ -182,7 +182,7 @@ async fn the_handler_acts_on_each_event_kind_once() {
             .map(|k| (k.webhook_id.as_str(), k.event.as_str(), k.reason.as_str()))
             .collect::<Vec<_>>(),
         [
-            (unknown.get_id(), "TASK_CREATED", UNKNOWN_EVENT),
+            (unknown.get_id(), "APPLICANT_PORTAL_VISITED", UNKNOWN_EVENT),
             (stranger.get_id(), "PRODUCT_STATUS_CHANGED", NO_CUSTOMER),
             (no_status.get_id(), "PRODUCT_STATUS_CHANGED", NO_STATUS),
         ]
