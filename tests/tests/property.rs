@@ -94,7 +94,10 @@ fn with_fault(seed: u64, batching: Option<usize>, fault: Fault) -> Case {
         turns: vec![
             turn(vec![e(0), e(1), e(2)], fault),
             turn(
-                vec![e(3), ev(EventType::Other("APPLICANT_PORTAL_VISITED".into()))],
+                vec![
+                    e(3),
+                    ev(EventType::Other("APPLICANT_PORTAL_VISITED".into())),
+                ],
                 fault,
             ),
             turn(vec![e(9), e(10)], fault),
